@@ -1,0 +1,8 @@
+//! Implementations of the ports: AWS services for production, in-memory ones for the
+//! local stack, fakes for tests.
+
+pub mod aws;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fakes;
+pub mod memory;
+pub mod sqs;

@@ -1,0 +1,56 @@
+//! The queue port over Amazon SQS.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sqs::operation::send_message::SendMessageError;
+
+use crate::ports::{Queue, QueueError, QueueMessage};
+
+/// One SQS queue, standard or FIFO (the message's group and dedup ids decide).
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, message: &QueueMessage) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&message.body)
+            .set_message_group_id(message.group_id.clone())
+            .set_message_deduplication_id(message.dedup_id.clone())
+            .set_delay_seconds(message.delay_seconds.map(|d| d.min(900) as i32))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+/// A refusal of this very message is `Rejected`; anything about reaching SQS, or
+/// SQS failing, is `Unavailable` and worth a retry.
+fn classify(error: SdkError<SendMessageError>) -> QueueError {
+    match &error {
+        SdkError::ServiceError(service) if !is_server_side(service.raw().status().as_u16()) => {
+            QueueError::Rejected(DisplayErrorContext(&error).to_string())
+        }
+        _ => QueueError::Unavailable(Box::new(error)),
+    }
+}
+
+fn is_server_side(status: u16) -> bool {
+    status >= 500 || status == 429
+}

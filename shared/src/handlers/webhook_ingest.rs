@@ -1,0 +1,219 @@
+//! `webhook-ingest`: verify a delivery's signature on the raw bytes, normalize it,
+//! enqueue it durably, and only then answer 200. Anything that is not safely queued
+//! gets a non-2xx answer so the sender retries.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::config::IngestConfig;
+use crate::inbound::{InboundEvent, Provider};
+use crate::ports::{Clock, Queue, QueueError};
+use crate::signature::{SignatureError, SkipCallsSignature, SkodeSignature, TimestampedSignature};
+
+/// What the handler needs, built once per cold start.
+pub struct IngestDeps {
+    pub config: IngestConfig,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl IngestDeps {
+    /// Says at start which providers refuse every delivery for lack of a secret.
+    pub fn log_configuration(&self) {
+        for provider in Provider::ALL {
+            let secrets = match provider {
+                Provider::SkipUp => self.config.skipup.secrets().len(),
+                Provider::SkipCalls => self.config.skipcalls.secrets().len(),
+                Provider::Skode => self.config.skode.secrets().len(),
+            };
+            if secrets == 0 {
+                tracing::error!(
+                    provider = provider.as_str(),
+                    "no webhook secret configured: every delivery from this provider is refused"
+                );
+            } else {
+                tracing::info!(
+                    provider = provider.as_str(),
+                    secrets,
+                    "webhook secrets loaded"
+                );
+            }
+        }
+    }
+
+    fn verify(
+        &self,
+        provider: Provider,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+        match provider {
+            Provider::SkipUp => self.config.skipup.verify(
+                header(TimestampedSignature::HEADER),
+                body,
+                self.clock.now().timestamp(),
+            ),
+            Provider::SkipCalls => self
+                .config
+                .skipcalls
+                .verify(header(SkipCallsSignature::HEADER), body),
+            Provider::Skode => self
+                .config
+                .skode
+                .verify(header(SkodeSignature::HEADER), body),
+        }
+    }
+}
+
+/// Every way a delivery can be refused. The HTTP status of each is decided here and
+/// nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no such route")]
+    NotFound,
+    #[error("only POST is accepted")]
+    MethodNotAllowed,
+    #[error("body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    BadSignature(SignatureError),
+    #[error("no webhook secret is configured for this provider")]
+    NotConfigured,
+    #[error("the event could not be queued; retry later")]
+    QueueUnavailable(#[source] QueueError),
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::NotFound => StatusCode::NOT_FOUND,
+            IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            IngestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            // Our misconfiguration or outage, not the sender's fault: 503 makes it retry.
+            IngestError::NotConfigured | IngestError::QueueUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            IngestError::NotFound => "not_found",
+            IngestError::MethodNotAllowed => "method_not_allowed",
+            IngestError::PayloadTooLarge { .. } => "payload_too_large",
+            IngestError::BadSignature(_) => "invalid_signature",
+            IngestError::NotConfigured => "provider_not_configured",
+            IngestError::QueueUnavailable(_) => "queue_unavailable",
+        }
+    }
+
+    fn into_response(self) -> Response<String> {
+        let mut response = json_response(
+            self.status(),
+            json!({ "error": self.code(), "message": self.to_string() }),
+        );
+        if matches!(self, IngestError::MethodNotAllowed) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<String> {
+    let mut response = Response::new(body.to_string());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Handles one HTTP delivery. `request`'s body must be the bytes exactly as received
+/// (already base64-decoded when API Gateway or a function URL encoded them).
+pub async fn handle<B: AsRef<[u8]>>(deps: &IngestDeps, request: &Request<B>) -> Response<String> {
+    match ingest(deps, request).await {
+        Ok(event) => json_response(
+            StatusCode::OK,
+            json!({ "status": "queued", "event_id": event.event_id }),
+        ),
+        Err(error) => {
+            log_refusal(request, &error);
+            error.into_response()
+        }
+    }
+}
+
+async fn ingest<B: AsRef<[u8]>>(
+    deps: &IngestDeps,
+    request: &Request<B>,
+) -> Result<InboundEvent, IngestError> {
+    let path = request.uri().path();
+    let provider = Provider::from_route(path.strip_suffix('/').unwrap_or(path))
+        .ok_or(IngestError::NotFound)?;
+    if request.method() != Method::POST {
+        return Err(IngestError::MethodNotAllowed);
+    }
+    let body = request.body().as_ref();
+    let limit = deps.config.max_body_bytes;
+    if body.len() > limit {
+        return Err(IngestError::PayloadTooLarge { limit });
+    }
+    deps.verify(provider, request.headers(), body)
+        .map_err(|error| match error {
+            SignatureError::NoSecrets => IngestError::NotConfigured,
+            other => IngestError::BadSignature(other),
+        })?;
+    let event = InboundEvent::from_delivery(provider, body, deps.clock.now());
+    deps.queue
+        .send(&event.to_queue_message())
+        .await
+        .map_err(IngestError::QueueUnavailable)?;
+    tracing::info!(
+        provider = provider.as_str(),
+        event_id = %event.event_id,
+        event_type = event.event_type.as_deref().unwrap_or(""),
+        recognized = event.recognized,
+        bytes = body.len(),
+        "webhook queued"
+    );
+    if !event.recognized {
+        tracing::warn!(
+            provider = provider.as_str(),
+            event_id = %event.event_id,
+            "webhook payload shape not recognized; queued for an operator to inspect"
+        );
+    }
+    Ok(event)
+}
+
+/// One line per refusal: route, status and reason, never the body or the signature.
+fn log_refusal<B>(request: &Request<B>, error: &IngestError) {
+    let status = error.status().as_u16();
+    match error {
+        IngestError::QueueUnavailable(source) => tracing::error!(
+            path = request.uri().path(),
+            status,
+            error = %source,
+            "webhook not queued; answered 503 so the sender retries"
+        ),
+        IngestError::NotConfigured => tracing::error!(
+            path = request.uri().path(),
+            status,
+            "webhook refused: provider has no secret configured"
+        ),
+        _ => tracing::warn!(
+            path = request.uri().path(),
+            method = %request.method(),
+            status,
+            reason = %error,
+            "webhook refused"
+        ),
+    }
+}

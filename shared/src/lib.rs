@@ -1,0 +1,10 @@
+//! The lead recovery pipeline's shared library: domain types, webhook signature
+//! crypto, ports with their AWS and in-memory adapters, and the handlers that the
+//! Lambda binaries and the local stack call.
+
+pub mod adapters;
+pub mod config;
+pub mod handlers;
+pub mod inbound;
+pub mod ports;
+pub mod signature;

@@ -1,0 +1,725 @@
+//! Webhook signature schemes. Every check runs on the exact raw body bytes, compares
+//! digests in constant time, and accepts several secrets so a provider's secret can be
+//! rotated without refusing deliveries.
+//!
+//! - [`TimestampedSignature`]: `t={unix seconds},v1={hex}` over `{t}.{body}` (SkipUp,
+//!   and our own form intake and outbound webhooks).
+//! - [`SkipCallsSignature`]: hex HMAC of the body, any case, optional `sha256=` prefix.
+//! - [`SkodeSignature`]: hex HMAC of the body.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of a hex-encoded HMAC-SHA256 digest.
+const HEX_DIGEST_LEN: usize = 64;
+
+/// One shared secret. Keyed with the UTF-8 bytes of the configured string, as the
+/// providers' reference code does. Never printed.
+pub struct WebhookSecret(SecretSlice<u8>);
+
+impl WebhookSecret {
+    /// Refuses an empty or blank secret: HMAC accepts it, but it authenticates nothing.
+    pub fn new(secret: &str) -> Result<Self, EmptySecret> {
+        if secret.trim().is_empty() {
+            return Err(EmptySecret);
+        }
+        Ok(Self(SecretSlice::from(secret.as_bytes().to_vec())))
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret())
+            .expect("HMAC takes keys of any length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret([REDACTED])")
+    }
+}
+
+/// A blank secret was configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a webhook secret must not be empty")]
+pub struct EmptySecret;
+
+/// The secrets accepted for one provider; any of them may have signed a delivery.
+#[derive(Debug, Default)]
+pub struct SecretSet(Vec<WebhookSecret>);
+
+impl SecretSet {
+    /// Parses a comma-separated list (the `*_WEBHOOK_SECRETS` variables). Blank entries
+    /// between commas are skipped, so `"a,"` is one secret; an empty string is no secret.
+    pub fn parse(list: &str) -> Self {
+        Self(
+            list.split(',')
+                .filter_map(|s| WebhookSecret::new(s.trim()).ok())
+                .collect(),
+        )
+    }
+
+    pub fn from_secrets(secrets: Vec<WebhookSecret>) -> Self {
+        Self(secrets)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first secret signs outbound deliveries.
+    pub fn primary(&self) -> Option<&WebhookSecret> {
+        self.0.first()
+    }
+
+    /// True when some secret's MAC over `parts` equals some candidate. Every comparison
+    /// is constant time; stopping after a match only reveals that one matched.
+    fn any_matches(&self, parts: &[&[u8]], candidates: &[[u8; 32]]) -> bool {
+        self.0.iter().any(|secret| {
+            let expected = secret.mac(parts);
+            candidates
+                .iter()
+                .any(|candidate| bool::from(expected.ct_eq(candidate)))
+        })
+    }
+}
+
+/// Why a delivery's signature was refused. The messages are safe to return to the
+/// sender and to log: they carry no secret, digest or body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signature header is missing")]
+    MissingHeader,
+    #[error("signature header is malformed: {0}")]
+    MalformedHeader(&'static str),
+    #[error("signature digest is not a {HEX_DIGEST_LEN}-character hex string")]
+    MalformedDigest,
+    #[error("signature timestamp is older than the tolerance window")]
+    TooOld,
+    #[error("signature timestamp is further in the future than the tolerance window")]
+    TooNew,
+    #[error("no signature matches")]
+    NoMatch,
+    #[error("no secret is configured for this sender")]
+    NoSecrets,
+}
+
+/// Decodes one hex digest; anything but exactly 64 hex digits (either case) is refused,
+/// which rules out the empty `v1=` that compared equal in a peer library.
+fn parse_hex_digest(text: &str) -> Result<[u8; 32], SignatureError> {
+    if text.len() != HEX_DIGEST_LEN {
+        return Err(SignatureError::MalformedDigest);
+    }
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text, &mut digest).map_err(|_| SignatureError::MalformedDigest)?;
+    Ok(digest)
+}
+
+fn header_text(header: Option<&[u8]>) -> Result<&str, SignatureError> {
+    let raw = header.ok_or(SignatureError::MissingHeader)?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| SignatureError::MalformedHeader("not ASCII"))?
+        .trim();
+    if text.is_empty() {
+        return Err(SignatureError::MissingHeader);
+    }
+    Ok(text)
+}
+
+/// `X-Webhook-Signature: t={unix seconds},v1={hex}[,v1={hex}...]`, HMAC-SHA256 over
+/// the timestamp exactly as sent, a dot, and the raw body. Entries of other schemes
+/// (`v0=`, ...) are ignored, but at least one `v1` must be present and well formed.
+#[derive(Debug)]
+pub struct TimestampedSignature {
+    secrets: SecretSet,
+    tolerance_secs: i64,
+}
+
+/// Default freshness window, both past and future.
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+
+impl TimestampedSignature {
+    pub const HEADER: &'static str = "x-webhook-signature";
+
+    pub fn new(secrets: SecretSet, tolerance_secs: u64) -> Self {
+        Self {
+            secrets,
+            tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The header value a sender puts on `body` at `timestamp`.
+    pub fn sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let digest = secret.mac(&[ts.as_bytes(), b".", body]);
+        format!("t={ts},v1={}", hex::encode(digest))
+    }
+
+    pub fn secrets(&self) -> &SecretSet {
+        &self.secrets
+    }
+
+    pub fn verify(
+        &self,
+        header: Option<&[u8]>,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), SignatureError> {
+        if self.secrets.is_empty() {
+            return Err(SignatureError::NoSecrets);
+        }
+        let parsed = ParsedTimestamped::parse(header_text(header)?)?;
+        let age = now_unix.saturating_sub(parsed.timestamp);
+        if age > self.tolerance_secs {
+            return Err(SignatureError::TooOld);
+        }
+        if age < self.tolerance_secs.saturating_neg() {
+            return Err(SignatureError::TooNew);
+        }
+        let parts: [&[u8]; 3] = [parsed.timestamp_text.as_bytes(), b".", body];
+        if self.secrets.any_matches(&parts, &parsed.digests) {
+            Ok(())
+        } else {
+            Err(SignatureError::NoMatch)
+        }
+    }
+}
+
+struct ParsedTimestamped<'a> {
+    timestamp_text: &'a str,
+    timestamp: i64,
+    digests: Vec<[u8; 32]>,
+}
+
+impl<'a> ParsedTimestamped<'a> {
+    /// Longest timestamp accepted: seconds until the year 33658, and no overflow.
+    const MAX_TIMESTAMP_DIGITS: usize = 12;
+    /// A header with more `v1` entries than this is not a rotation, it is an attack.
+    const MAX_DIGESTS: usize = 8;
+
+    fn parse(header: &'a str) -> Result<Self, SignatureError> {
+        let mut timestamp = None;
+        let mut digests = Vec::new();
+        for item in header.split(',') {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or(SignatureError::MalformedHeader("an entry has no '='"))?;
+            match key.trim() {
+                "t" => {
+                    if timestamp.is_some() {
+                        return Err(SignatureError::MalformedHeader("more than one timestamp"));
+                    }
+                    timestamp = Some(value.trim());
+                }
+                "v1" => {
+                    if digests.len() == Self::MAX_DIGESTS {
+                        return Err(SignatureError::MalformedHeader("too many signatures"));
+                    }
+                    digests.push(parse_hex_digest(value.trim())?);
+                }
+                _ => {}
+            }
+        }
+        let timestamp_text =
+            timestamp.ok_or(SignatureError::MalformedHeader("no timestamp (t=)"))?;
+        if timestamp_text.is_empty()
+            || timestamp_text.len() > Self::MAX_TIMESTAMP_DIGITS
+            || !timestamp_text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(SignatureError::MalformedHeader(
+                "timestamp is not unix seconds",
+            ));
+        }
+        if digests.is_empty() {
+            return Err(SignatureError::MalformedHeader("no v1 signature"));
+        }
+        let timestamp = timestamp_text
+            .parse()
+            .map_err(|_| SignatureError::MalformedHeader("timestamp is not unix seconds"))?;
+        Ok(Self {
+            timestamp_text,
+            timestamp,
+            digests,
+        })
+    }
+}
+
+/// SkipCalls: `X-Webhook-Signature` is the HMAC-SHA256 of the raw body. The encoding is
+/// undocumented, so hex in either case is accepted, with or without `sha256=`.
+#[derive(Debug)]
+pub struct SkipCallsSignature {
+    secrets: SecretSet,
+}
+
+impl SkipCallsSignature {
+    pub const HEADER: &'static str = "x-webhook-signature";
+
+    pub fn new(secrets: SecretSet) -> Self {
+        Self { secrets }
+    }
+
+    pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
+        hex::encode(secret.mac(&[body]))
+    }
+
+    pub fn secrets(&self) -> &SecretSet {
+        &self.secrets
+    }
+
+    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
+        if self.secrets.is_empty() {
+            return Err(SignatureError::NoSecrets);
+        }
+        let text = header_text(header)?;
+        let digest_text = match text.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &text[7..],
+            _ => text,
+        };
+        verify_body_digest(&self.secrets, digest_text, body)
+    }
+}
+
+/// Skode: `X-Skode-Signature` is the hex HMAC-SHA256 of the raw body, no timestamp
+/// (replays are caught by deduplicating on the envelope `id`).
+#[derive(Debug)]
+pub struct SkodeSignature {
+    secrets: SecretSet,
+}
+
+impl SkodeSignature {
+    pub const HEADER: &'static str = "x-skode-signature";
+
+    pub fn new(secrets: SecretSet) -> Self {
+        Self { secrets }
+    }
+
+    pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
+        hex::encode(secret.mac(&[body]))
+    }
+
+    pub fn secrets(&self) -> &SecretSet {
+        &self.secrets
+    }
+
+    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
+        if self.secrets.is_empty() {
+            return Err(SignatureError::NoSecrets);
+        }
+        verify_body_digest(&self.secrets, header_text(header)?, body)
+    }
+}
+
+fn verify_body_digest(
+    secrets: &SecretSet,
+    digest_text: &str,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let digest = parse_hex_digest(digest_text)?;
+    if secrets.any_matches(&[body], &[digest]) {
+        Ok(())
+    } else {
+        Err(SignatureError::NoMatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Known answers computed independently with Python's hmac module:
+    //   hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    const SKIPUP_SECRET: &str = "whsec_skipup_test_secret";
+    const SKIPUP_BODY: &[u8] =
+        br#"{"type":"meeting_request.booked","data":{"id":"mr_01JKAT0000000000000000001"}}"#;
+    const SKIPUP_TS: i64 = 1_763_800_000;
+    const SKIPUP_DIGEST: &str = "f6d9167f83392b0d718770bd0b15610ff212d7a78484a68efea912f37f988ba1";
+
+    const SKIPCALLS_SECRET: &str = "skipcalls_test_secret";
+    const SKIPCALLS_BODY: &[u8] = br#"{"event":"CALL_COMPLETED","call":{"id":"call_kat_1"}}"#;
+    const SKIPCALLS_DIGEST: &str =
+        "94f989ba3313d965243acd5e4bb68dab914616e54b8e4e8e1fd953005c65a927";
+
+    const SKODE_SECRET: &str = "whsec_skode_test_secret";
+    const SKODE_BODY: &[u8] = br#"{"id":"evt_kat1","event":"lead.created","created_at":"2026-11-22T10:00:00Z","data":{"id":"lead_kat1"}}"#;
+    const SKODE_DIGEST: &str = "2e7093dfa1d92717db086070e4a1f5d4bc3de26dcfb3b4817da75be45445917c";
+
+    fn secret(s: &str) -> WebhookSecret {
+        WebhookSecret::new(s).unwrap()
+    }
+
+    fn skipup() -> TimestampedSignature {
+        TimestampedSignature::new(SecretSet::parse(SKIPUP_SECRET), DEFAULT_TOLERANCE_SECS)
+    }
+
+    fn kat_header() -> String {
+        format!("t={SKIPUP_TS},v1={SKIPUP_DIGEST}")
+    }
+
+    fn verify_skipup(header: &str) -> Result<(), SignatureError> {
+        skipup().verify(Some(header.as_bytes()), SKIPUP_BODY, SKIPUP_TS + 10)
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_2() {
+        assert_eq!(
+            hex::encode(secret("Jefe").mac(&[b"what do ya want for nothing?"])),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn signing_reproduces_the_python_known_answer() {
+        assert_eq!(
+            TimestampedSignature::sign(&secret(SKIPUP_SECRET), SKIPUP_TS, SKIPUP_BODY),
+            kat_header()
+        );
+        assert_eq!(
+            SkipCallsSignature::sign(&secret(SKIPCALLS_SECRET), SKIPCALLS_BODY),
+            SKIPCALLS_DIGEST
+        );
+        assert_eq!(
+            SkodeSignature::sign(&secret(SKODE_SECRET), SKODE_BODY),
+            SKODE_DIGEST
+        );
+    }
+
+    #[test]
+    fn a_skipup_delivery_signed_with_the_known_answer_is_accepted() {
+        assert_eq!(verify_skipup(&kat_header()), Ok(()));
+    }
+
+    #[test]
+    fn an_uppercase_digest_and_spaces_around_entries_are_accepted() {
+        let header = format!("t={SKIPUP_TS}, v1={}", SKIPUP_DIGEST.to_uppercase());
+        assert_eq!(verify_skipup(&header), Ok(()));
+    }
+
+    #[test]
+    fn any_of_several_v1_entries_may_match() {
+        let other = "0".repeat(64);
+        let header = format!("t={SKIPUP_TS},v1={other},v1={SKIPUP_DIGEST}");
+        assert_eq!(verify_skipup(&header), Ok(()));
+        let header = format!("t={SKIPUP_TS},v1={SKIPUP_DIGEST},v0=abc");
+        assert_eq!(verify_skipup(&header), Ok(()));
+    }
+
+    #[test]
+    fn any_configured_secret_may_have_signed_during_rotation() {
+        let verifier = TimestampedSignature::new(
+            SecretSet::parse(&format!("new_secret_after_rotation, {SKIPUP_SECRET}")),
+            DEFAULT_TOLERANCE_SECS,
+        );
+        assert_eq!(verifier.secrets().len(), 2);
+        assert_eq!(
+            verifier.verify(Some(kat_header().as_bytes()), SKIPUP_BODY, SKIPUP_TS),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_empty_v1_is_refused_and_never_compares_equal() {
+        assert_eq!(
+            verify_skipup(&format!("t={SKIPUP_TS},v1=")),
+            Err(SignatureError::MalformedDigest)
+        );
+        assert_eq!(
+            verify_skipup(&format!("t={SKIPUP_TS},v1=,v1={SKIPUP_DIGEST}")),
+            Err(SignatureError::MalformedDigest)
+        );
+    }
+
+    #[test]
+    fn short_long_and_non_hex_digests_are_refused() {
+        for digest in [
+            &SKIPUP_DIGEST[..63],
+            &SKIPUP_DIGEST[..32],
+            &format!("{SKIPUP_DIGEST}00"),
+            &format!("{}zz", &SKIPUP_DIGEST[..62]),
+        ] {
+            assert_eq!(
+                verify_skipup(&format!("t={SKIPUP_TS},v1={digest}")),
+                Err(SignatureError::MalformedDigest),
+                "{digest}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_without_a_timestamp_or_without_v1_is_refused() {
+        assert_eq!(
+            verify_skipup(&format!("v1={SKIPUP_DIGEST}")),
+            Err(SignatureError::MalformedHeader("no timestamp (t=)"))
+        );
+        assert_eq!(
+            verify_skipup(&format!("t={SKIPUP_TS},v0={SKIPUP_DIGEST}")),
+            Err(SignatureError::MalformedHeader("no v1 signature"))
+        );
+        assert_eq!(
+            verify_skipup(&format!("t={SKIPUP_TS}")),
+            Err(SignatureError::MalformedHeader("no v1 signature"))
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for header in [
+            "garbage".to_string(),
+            format!("t=,v1={SKIPUP_DIGEST}"),
+            format!("t=-5,v1={SKIPUP_DIGEST}"),
+            format!("t=1e9,v1={SKIPUP_DIGEST}"),
+            format!("t=99999999999999999999,v1={SKIPUP_DIGEST}"),
+            format!("t={SKIPUP_TS},t={SKIPUP_TS},v1={SKIPUP_DIGEST}"),
+            SKIPUP_DIGEST.to_string(),
+        ] {
+            assert!(
+                matches!(
+                    verify_skipup(&header),
+                    Err(SignatureError::MalformedHeader(_))
+                ),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_or_blank_header_is_refused() {
+        let v = skipup();
+        assert_eq!(
+            v.verify(None, SKIPUP_BODY, SKIPUP_TS),
+            Err(SignatureError::MissingHeader)
+        );
+        assert_eq!(
+            v.verify(Some(b"  "), SKIPUP_BODY, SKIPUP_TS),
+            Err(SignatureError::MissingHeader)
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused_both_ways() {
+        let v = skipup();
+        let header = kat_header();
+        let at = |now| v.verify(Some(header.as_bytes()), SKIPUP_BODY, now);
+        assert_eq!(at(SKIPUP_TS + 300), Ok(()));
+        assert_eq!(at(SKIPUP_TS - 300), Ok(()));
+        assert_eq!(at(SKIPUP_TS + 301), Err(SignatureError::TooOld));
+        assert_eq!(at(SKIPUP_TS - 301), Err(SignatureError::TooNew));
+        assert_eq!(at(i64::MIN), Err(SignatureError::TooNew));
+        assert_eq!(at(i64::MAX), Err(SignatureError::TooOld));
+    }
+
+    #[test]
+    fn the_tolerance_window_is_configurable() {
+        let v = TimestampedSignature::new(SecretSet::parse(SKIPUP_SECRET), 30);
+        let header = kat_header();
+        assert_eq!(
+            v.verify(Some(header.as_bytes()), SKIPUP_BODY, SKIPUP_TS + 31),
+            Err(SignatureError::TooOld)
+        );
+    }
+
+    #[test]
+    fn a_wrong_secret_does_not_match() {
+        let v = TimestampedSignature::new(SecretSet::parse("another"), DEFAULT_TOLERANCE_SECS);
+        assert_eq!(
+            v.verify(Some(kat_header().as_bytes()), SKIPUP_BODY, SKIPUP_TS),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn a_re_serialized_body_does_not_match() {
+        let value: serde_json::Value = serde_json::from_slice(SKIPUP_BODY).unwrap();
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        assert_eq!(
+            skipup().verify(Some(kat_header().as_bytes()), &pretty, SKIPUP_TS),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn a_verifier_without_secrets_refuses_everything() {
+        let v = TimestampedSignature::new(SecretSet::parse(" , "), DEFAULT_TOLERANCE_SECS);
+        assert_eq!(
+            v.verify(Some(kat_header().as_bytes()), SKIPUP_BODY, SKIPUP_TS),
+            Err(SignatureError::NoSecrets)
+        );
+        let calls = SkipCallsSignature::new(SecretSet::default());
+        assert_eq!(
+            calls.verify(Some(SKIPCALLS_DIGEST.as_bytes()), SKIPCALLS_BODY),
+            Err(SignatureError::NoSecrets)
+        );
+        let skode = SkodeSignature::new(SecretSet::default());
+        assert_eq!(
+            skode.verify(Some(SKODE_DIGEST.as_bytes()), SKODE_BODY),
+            Err(SignatureError::NoSecrets)
+        );
+    }
+
+    #[test]
+    fn skipcalls_accepts_hex_in_either_case_with_or_without_prefix() {
+        let v = SkipCallsSignature::new(SecretSet::parse(SKIPCALLS_SECRET));
+        for header in [
+            SKIPCALLS_DIGEST.to_string(),
+            SKIPCALLS_DIGEST.to_uppercase(),
+            format!("sha256={SKIPCALLS_DIGEST}"),
+            format!("SHA256={}", SKIPCALLS_DIGEST.to_uppercase()),
+        ] {
+            assert_eq!(
+                v.verify(Some(header.as_bytes()), SKIPCALLS_BODY),
+                Ok(()),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn skipcalls_refuses_tampering_and_empty_or_malformed_digests() {
+        let v = SkipCallsSignature::new(SecretSet::parse(SKIPCALLS_SECRET));
+        assert_eq!(
+            v.verify(Some(SKIPCALLS_DIGEST.as_bytes()), b"{}"),
+            Err(SignatureError::NoMatch)
+        );
+        for header in ["sha256=", "sha256", "sha1=abc", &SKIPCALLS_DIGEST[1..]] {
+            assert_eq!(
+                v.verify(Some(header.as_bytes()), SKIPCALLS_BODY),
+                Err(SignatureError::MalformedDigest),
+                "{header}"
+            );
+        }
+        assert_eq!(
+            v.verify(None, SKIPCALLS_BODY),
+            Err(SignatureError::MissingHeader)
+        );
+    }
+
+    #[test]
+    fn skode_accepts_its_known_answer_and_refuses_tampering() {
+        let v = SkodeSignature::new(SecretSet::parse(SKODE_SECRET));
+        assert_eq!(v.verify(Some(SKODE_DIGEST.as_bytes()), SKODE_BODY), Ok(()));
+        let mut body = SKODE_BODY.to_vec();
+        body.push(b' ');
+        assert_eq!(
+            v.verify(Some(SKODE_DIGEST.as_bytes()), &body),
+            Err(SignatureError::NoMatch)
+        );
+        assert_eq!(
+            v.verify(Some(b"sha256="), SKODE_BODY),
+            Err(SignatureError::MalformedDigest)
+        );
+        assert_eq!(
+            v.verify(None, SKODE_BODY),
+            Err(SignatureError::MissingHeader)
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let set = SecretSet::parse("super-secret-value,another-one");
+        let printed = format!("{set:?} {:?}", skipup());
+        assert!(!printed.contains("super-secret-value"));
+        assert!(!printed.contains(SKIPUP_SECRET));
+        assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn blank_secrets_are_rejected() {
+        assert_eq!(WebhookSecret::new(" ").unwrap_err(), EmptySecret);
+        assert!(SecretSet::parse("").is_empty());
+        assert_eq!(SecretSet::parse("a,,b,").len(), 2);
+    }
+
+    /// A replacement for one hex digit that is a different digit.
+    fn other_hex_digit(c: u8, shift: u8) -> u8 {
+        let digits = b"0123456789abcdef";
+        let at = digits.iter().position(|d| *d == c).unwrap();
+        digits[(at + 1 + usize::from(shift % 15)) % 16]
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_to_the_body_is_rejected(
+            body in proptest::collection::vec(any::<u8>(), 1..512),
+            index in any::<proptest::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let s = secret("prop-secret");
+            let header = TimestampedSignature::sign(&s, SKIPUP_TS, &body);
+            let v = TimestampedSignature::new(SecretSet::from_secrets(vec![s]), 300);
+            prop_assert_eq!(v.verify(Some(header.as_bytes()), &body, SKIPUP_TS), Ok(()));
+            let mut tampered = body.clone();
+            tampered[index.index(body.len())] ^= flip;
+            prop_assert_eq!(
+                v.verify(Some(header.as_bytes()), &tampered, SKIPUP_TS),
+                Err(SignatureError::NoMatch)
+            );
+            let calls_header = SkipCallsSignature::sign(&secret("prop-secret"), &body);
+            let calls = SkipCallsSignature::new(SecretSet::parse("prop-secret"));
+            prop_assert_eq!(calls.verify(Some(calls_header.as_bytes()), &body), Ok(()));
+            prop_assert_eq!(
+                calls.verify(Some(calls_header.as_bytes()), &tampered),
+                Err(SignatureError::NoMatch)
+            );
+            let skode = SkodeSignature::new(SecretSet::parse("prop-secret"));
+            prop_assert_eq!(
+                skode.verify(Some(calls_header.as_bytes()), &tampered),
+                Err(SignatureError::NoMatch)
+            );
+        }
+
+        #[test]
+        fn any_change_to_the_timestamp_is_rejected(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            delta in -300i64..=300,
+        ) {
+            prop_assume!(delta != 0);
+            let s = secret("prop-secret");
+            let header = TimestampedSignature::sign(&s, SKIPUP_TS, &body);
+            let digest = header.split_once(",v1=").unwrap().1;
+            let moved = format!("t={},v1={digest}", SKIPUP_TS + delta);
+            let v = TimestampedSignature::new(SecretSet::from_secrets(vec![s]), 300);
+            prop_assert_eq!(
+                v.verify(Some(moved.as_bytes()), &body, SKIPUP_TS),
+                Err(SignatureError::NoMatch)
+            );
+        }
+
+        #[test]
+        fn any_change_to_the_digest_is_rejected(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            index in 0usize..64,
+            shift in any::<u8>(),
+        ) {
+            let s = secret("prop-secret");
+            let header = TimestampedSignature::sign(&s, SKIPUP_TS, &body);
+            let (prefix, digest) = header.split_once(",v1=").unwrap();
+            let mut changed = digest.as_bytes().to_vec();
+            changed[index] = other_hex_digit(changed[index], shift);
+            let changed = String::from_utf8(changed).unwrap();
+            let v = TimestampedSignature::new(SecretSet::from_secrets(vec![s]), 300);
+            let tampered = format!("{prefix},v1={changed}");
+            prop_assert_eq!(
+                v.verify(Some(tampered.as_bytes()), &body, SKIPUP_TS),
+                Err(SignatureError::NoMatch)
+            );
+            let skode = SkodeSignature::new(SecretSet::parse("prop-secret"));
+            prop_assert_eq!(
+                skode.verify(Some(changed.as_bytes()), &body),
+                Err(SignatureError::NoMatch)
+            );
+        }
+    }
+}
