@@ -1,6 +1,6 @@
 //! In-process queue for the local stack and handler tests.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ pub struct MemoryQueue {
 #[derive(Debug, Default)]
 struct State {
     messages: VecDeque<QueueMessage>,
-    seen: std::collections::HashSet<String>,
+    seen: HashSet<String>,
 }
 
 impl MemoryQueue {
@@ -49,10 +49,10 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     async fn send(&self, message: &QueueMessage) -> Result<(), QueueError> {
         let mut state = self.lock();
-        if let Some(dedup) = &message.dedup_id {
-            if !state.seen.insert(dedup.clone()) {
-                return Ok(());
-            }
+        if let Some(dedup) = &message.dedup_id
+            && !state.seen.insert(dedup.clone())
+        {
+            return Ok(());
         }
         state.messages.push_back(message.clone());
         Ok(())

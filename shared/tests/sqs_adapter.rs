@@ -1,0 +1,93 @@
+//! The SQS adapter over the wire against `moto_server`: messages really land in a
+//! FIFO queue with the group and deduplication ids we chose, and failures are
+//! classified so the handler can answer 503.
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::Utc;
+use shared::adapters::sqs::SqsQueue;
+use shared::inbound::{InboundEvent, Provider};
+use shared::ports::{Queue, QueueError};
+use testkit::moto::{free_port, moto, sdk_config_for};
+
+const BOOKED: &str = include_str!("../fixtures/payloads/skipup-booked-data.json");
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&moto().sdk_config().await)
+}
+
+async fn receive_all(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive from moto")
+        .messages
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids() {
+    let url = moto().create_fifo_queue("crm").await;
+    let client = sqs().await;
+    let queue = SqsQueue::new(client.clone(), &url);
+    let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
+
+    queue
+        .send(&event.to_queue_message())
+        .await
+        .expect("enqueued");
+
+    let messages = receive_all(&client, &url).await;
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    let attributes = message.attributes.as_ref().expect("system attributes");
+    assert_eq!(
+        attributes[&MessageSystemAttributeName::MessageGroupId],
+        event.group_id()
+    );
+    assert_eq!(
+        attributes[&MessageSystemAttributeName::MessageDeduplicationId],
+        "skipup:evt_01JBOOKED00000000000000001"
+    );
+    let back: InboundEvent = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+    assert_eq!(back, event);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_stored_once() {
+    let url = moto().create_fifo_queue("crm-dedup").await;
+    let client = sqs().await;
+    let queue = SqsQueue::new(client.clone(), &url);
+    let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
+    for _ in 0..3 {
+        queue
+            .send(&event.to_queue_message())
+            .await
+            .expect("enqueued");
+    }
+    assert_eq!(receive_all(&client, &url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_queue_is_a_rejection() {
+    let client = sqs().await;
+    let missing = format!("{}/000000000000/does-not-exist.fifo", moto().endpoint());
+    let queue = SqsQueue::new(client, missing);
+    let event = InboundEvent::from_delivery(Provider::Skode, b"{}", Utc::now());
+    let error = queue.send(&event.to_queue_message()).await.unwrap_err();
+    assert!(matches!(error, QueueError::Rejected(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_unavailable() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let client = aws_sdk_sqs::Client::new(&sdk_config_for(&endpoint).await);
+    let queue = SqsQueue::new(client, format!("{endpoint}/000000000000/crm.fifo"));
+    let event = InboundEvent::from_delivery(Provider::Skode, b"{}", Utc::now());
+    let error = queue.send(&event.to_queue_message()).await.unwrap_err();
+    assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
+}

@@ -1,0 +1,117 @@
+//! `moto_server`, a local AWS API emulator, shared by the tests of one test binary.
+//! Tests isolate themselves by using their own queue and table names.
+//!
+//! `MOTO_ENDPOINT` selects an emulator that is already running; otherwise one is
+//! started from `MOTO_SERVER_BIN`, `.venv/bin/moto_server` or the `PATH`, on a free
+//! loopback port, and stops when the test process exits.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+pub struct Moto {
+    endpoint: String,
+}
+
+static SHARED: OnceLock<Moto> = OnceLock::new();
+
+/// The emulator for this test process, started on first use.
+pub fn moto() -> &'static Moto {
+    SHARED.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Moto { endpoint },
+        _ => Moto::spawn(),
+    })
+}
+
+impl Moto {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog shell outlives the handle on purpose and ends by itself"
+    )]
+    fn spawn() -> Self {
+        let binary = std::env::var("MOTO_SERVER_BIN").unwrap_or_else(|_| {
+            let venv = crate::workspace_root().join(".venv/bin/moto_server");
+            if venv.exists() {
+                venv.display().to_string()
+            } else {
+                "moto_server".to_string()
+            }
+        });
+        let port = free_port();
+        // The shell watches the test process ($PPID) and stops the emulator once it is
+        // gone, so no emulator outlives its tests.
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & child=$!; \
+             while kill -0 $PPID 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
+             kill $child 2>/dev/null"
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&binary)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start a shell for {binary}: {e}"));
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server ({binary}) did not listen on {address} within 60 s; \
+                 run scripts/test, which installs it into .venv, or set MOTO_SERVER_BIN"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            endpoint: format!("http://{address}"),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK configuration pointed at the emulator with dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+
+    /// Creates a FIFO queue with content-based deduplication off (ids are explicit).
+    pub async fn create_fifo_queue(&self, prefix: &str) -> String {
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let name = format!("{}.fifo", crate::unique_name(prefix));
+        client
+            .create_queue()
+            .queue_name(name)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("moto creates the FIFO queue")
+            .queue_url
+            .expect("a queue URL")
+    }
+}
+
+/// SDK configuration for an endpoint (the emulator, or an address nothing listens on).
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ))
+        .load()
+        .await
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
