@@ -6,9 +6,8 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 
-use crate::signature::{
-    DEFAULT_TOLERANCE_SECS, SecretSet, SkipCallsSignature, SkodeSignature, TimestampedSignature,
-};
+use crate::inbound::Provider;
+use crate::signature::{BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
 
 /// A setting that is missing or unusable; names the variable, never its value.
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +125,8 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 256 * 1024;
 #[derive(Debug)]
 pub struct IngestConfig {
     pub skipup: TimestampedSignature,
-    pub skipcalls: SkipCallsSignature,
-    pub skode: SkodeSignature,
+    pub skipcalls: BodySignature,
+    pub skode: BodySignature,
     pub max_body_bytes: usize,
     pub crm_queue_url: String,
 }
@@ -145,11 +144,20 @@ impl IngestConfig {
         }
         Ok(Self {
             skipup: TimestampedSignature::new(secrets("SKIPUP_WEBHOOK_SECRETS"), tolerance),
-            skipcalls: SkipCallsSignature::new(secrets("SKIPCALLS_WEBHOOK_SECRETS")),
-            skode: SkodeSignature::new(secrets("SKODE_WEBHOOK_SECRETS")),
+            skipcalls: BodySignature::skipcalls(secrets("SKIPCALLS_WEBHOOK_SECRETS")),
+            skode: BodySignature::skode(secrets("SKODE_WEBHOOK_SECRETS")),
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
             crm_queue_url: env.required("CRM_QUEUE_URL")?,
         })
+    }
+
+    /// The secrets that verify `provider`'s deliveries.
+    pub fn secrets(&self, provider: Provider) -> &SecretSet {
+        match provider {
+            Provider::SkipUp => self.skipup.secrets(),
+            Provider::SkipCalls => self.skipcalls.secrets(),
+            Provider::Skode => self.skode.secrets(),
+        }
     }
 }
 

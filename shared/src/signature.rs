@@ -4,8 +4,8 @@
 //!
 //! - [`TimestampedSignature`]: `t={unix seconds},v1={hex}` over `{t}.{body}` (SkipUp,
 //!   and our own form intake and outbound webhooks).
-//! - [`SkipCallsSignature`]: hex HMAC of the body, any case, optional `sha256=` prefix.
-//! - [`SkodeSignature`]: hex HMAC of the body.
+//! - [`BodySignature`]: hex HMAC of the body (SkipCalls, with an optional `sha256=`
+//!   prefix; Skode).
 
 use std::fmt;
 
@@ -257,18 +257,38 @@ impl<'a> ParsedTimestamped<'a> {
     }
 }
 
-/// SkipCalls: `X-Webhook-Signature` is the HMAC-SHA256 of the raw body. The encoding is
-/// undocumented, so hex in either case is accepted, with or without `sha256=`.
+/// HMAC-SHA256 of the raw body as hex, no timestamp (replays are caught by
+/// deduplicating on the event id):
+/// - SkipCalls, `X-Webhook-Signature`: the encoding is undocumented, so hex in either
+///   case is accepted, with or without a `sha256=` prefix;
+/// - Skode, `X-Skode-Signature`: hex in either case.
 #[derive(Debug)]
-pub struct SkipCallsSignature {
+pub struct BodySignature {
     secrets: SecretSet,
+    header: &'static str,
+    accepts_prefix: bool,
 }
 
-impl SkipCallsSignature {
-    pub const HEADER: &'static str = "x-webhook-signature";
+impl BodySignature {
+    pub fn skipcalls(secrets: SecretSet) -> Self {
+        Self {
+            secrets,
+            header: "x-webhook-signature",
+            accepts_prefix: true,
+        }
+    }
 
-    pub fn new(secrets: SecretSet) -> Self {
-        Self { secrets }
+    pub fn skode(secrets: SecretSet) -> Self {
+        Self {
+            secrets,
+            header: "x-skode-signature",
+            accepts_prefix: false,
+        }
+    }
+
+    /// The (lowercase) header the signature travels in.
+    pub fn header(&self) -> &'static str {
+        self.header
     }
 
     pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
@@ -285,53 +305,17 @@ impl SkipCallsSignature {
         }
         let text = header_text(header)?;
         let digest_text = match text.get(..7) {
-            Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &text[7..],
+            Some(prefix) if self.accepts_prefix && prefix.eq_ignore_ascii_case("sha256=") => {
+                &text[7..]
+            }
             _ => text,
         };
-        verify_body_digest(&self.secrets, digest_text, body)
-    }
-}
-
-/// Skode: `X-Skode-Signature` is the hex HMAC-SHA256 of the raw body, no timestamp
-/// (replays are caught by deduplicating on the envelope `id`).
-#[derive(Debug)]
-pub struct SkodeSignature {
-    secrets: SecretSet,
-}
-
-impl SkodeSignature {
-    pub const HEADER: &'static str = "x-skode-signature";
-
-    pub fn new(secrets: SecretSet) -> Self {
-        Self { secrets }
-    }
-
-    pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
-        hex::encode(secret.mac(&[body]))
-    }
-
-    pub fn secrets(&self) -> &SecretSet {
-        &self.secrets
-    }
-
-    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
-        if self.secrets.is_empty() {
-            return Err(SignatureError::NoSecrets);
+        let digest = parse_hex_digest(digest_text)?;
+        if self.secrets.any_matches(&[body], &[digest]) {
+            Ok(())
+        } else {
+            Err(SignatureError::NoMatch)
         }
-        verify_body_digest(&self.secrets, header_text(header)?, body)
-    }
-}
-
-fn verify_body_digest(
-    secrets: &SecretSet,
-    digest_text: &str,
-    body: &[u8],
-) -> Result<(), SignatureError> {
-    let digest = parse_hex_digest(digest_text)?;
-    if secrets.any_matches(&[body], &[digest]) {
-        Ok(())
-    } else {
-        Err(SignatureError::NoMatch)
     }
 }
 
@@ -388,11 +372,11 @@ mod tests {
             kat_header()
         );
         assert_eq!(
-            SkipCallsSignature::sign(&secret(SKIPCALLS_SECRET), SKIPCALLS_BODY),
+            BodySignature::sign(&secret(SKIPCALLS_SECRET), SKIPCALLS_BODY),
             SKIPCALLS_DIGEST
         );
         assert_eq!(
-            SkodeSignature::sign(&secret(SKODE_SECRET), SKODE_BODY),
+            BodySignature::sign(&secret(SKODE_SECRET), SKODE_BODY),
             SKODE_DIGEST
         );
     }
@@ -557,12 +541,12 @@ mod tests {
             v.verify(Some(kat_header().as_bytes()), SKIPUP_BODY, SKIPUP_TS),
             Err(SignatureError::NoSecrets)
         );
-        let calls = SkipCallsSignature::new(SecretSet::default());
+        let calls = BodySignature::skipcalls(SecretSet::default());
         assert_eq!(
             calls.verify(Some(SKIPCALLS_DIGEST.as_bytes()), SKIPCALLS_BODY),
             Err(SignatureError::NoSecrets)
         );
-        let skode = SkodeSignature::new(SecretSet::default());
+        let skode = BodySignature::skode(SecretSet::default());
         assert_eq!(
             skode.verify(Some(SKODE_DIGEST.as_bytes()), SKODE_BODY),
             Err(SignatureError::NoSecrets)
@@ -571,7 +555,7 @@ mod tests {
 
     #[test]
     fn skipcalls_accepts_hex_in_either_case_with_or_without_prefix() {
-        let v = SkipCallsSignature::new(SecretSet::parse(SKIPCALLS_SECRET));
+        let v = BodySignature::skipcalls(SecretSet::parse(SKIPCALLS_SECRET));
         for header in [
             SKIPCALLS_DIGEST.to_string(),
             SKIPCALLS_DIGEST.to_uppercase(),
@@ -588,7 +572,7 @@ mod tests {
 
     #[test]
     fn skipcalls_refuses_tampering_and_empty_or_malformed_digests() {
-        let v = SkipCallsSignature::new(SecretSet::parse(SKIPCALLS_SECRET));
+        let v = BodySignature::skipcalls(SecretSet::parse(SKIPCALLS_SECRET));
         assert_eq!(
             v.verify(Some(SKIPCALLS_DIGEST.as_bytes()), b"{}"),
             Err(SignatureError::NoMatch)
@@ -608,7 +592,7 @@ mod tests {
 
     #[test]
     fn skode_accepts_its_known_answer_and_refuses_tampering() {
-        let v = SkodeSignature::new(SecretSet::parse(SKODE_SECRET));
+        let v = BodySignature::skode(SecretSet::parse(SKODE_SECRET));
         assert_eq!(v.verify(Some(SKODE_DIGEST.as_bytes()), SKODE_BODY), Ok(()));
         let mut body = SKODE_BODY.to_vec();
         body.push(b' ');
@@ -666,14 +650,14 @@ mod tests {
                 v.verify(Some(header.as_bytes()), &tampered, SKIPUP_TS),
                 Err(SignatureError::NoMatch)
             );
-            let calls_header = SkipCallsSignature::sign(&secret("prop-secret"), &body);
-            let calls = SkipCallsSignature::new(SecretSet::parse("prop-secret"));
+            let calls_header = BodySignature::sign(&secret("prop-secret"), &body);
+            let calls = BodySignature::skipcalls(SecretSet::parse("prop-secret"));
             prop_assert_eq!(calls.verify(Some(calls_header.as_bytes()), &body), Ok(()));
             prop_assert_eq!(
                 calls.verify(Some(calls_header.as_bytes()), &tampered),
                 Err(SignatureError::NoMatch)
             );
-            let skode = SkodeSignature::new(SecretSet::parse("prop-secret"));
+            let skode = BodySignature::skode(SecretSet::parse("prop-secret"));
             prop_assert_eq!(
                 skode.verify(Some(calls_header.as_bytes()), &tampered),
                 Err(SignatureError::NoMatch)
@@ -715,7 +699,7 @@ mod tests {
                 v.verify(Some(tampered.as_bytes()), &body, SKIPUP_TS),
                 Err(SignatureError::NoMatch)
             );
-            let skode = SkodeSignature::new(SecretSet::parse("prop-secret"));
+            let skode = BodySignature::skode(SecretSet::parse("prop-secret"));
             prop_assert_eq!(
                 skode.verify(Some(changed.as_bytes()), &body),
                 Err(SignatureError::NoMatch)

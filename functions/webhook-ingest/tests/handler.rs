@@ -22,7 +22,7 @@ const SKIPCALLS_DEFAULT: &str = include_str!("fixtures/apigw-v2-skipcalls-call-c
 const SKIPCALLS_ZAPIER_URL: &str = include_str!("fixtures/function-url-skipcalls-zapier.json");
 const SKODE_URL_BASE64: &str = include_str!("fixtures/function-url-skode-lead-created-base64.json");
 
-fn fixture_env(extra: &[(&'static str, &'static str)]) -> Env {
+fn fixture_env(extra: &[(&str, &str)]) -> Env {
     let mut pairs = vec![
         ("CRM_QUEUE_URL", "memory://crm"),
         ("SKIPUP_WEBHOOK_SECRETS", "whsec_fixture_skipup"),

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::config::IngestConfig;
 use crate::inbound::{InboundEvent, Provider};
 use crate::ports::{Clock, Queue, QueueError};
-use crate::signature::{SignatureError, SkipCallsSignature, SkodeSignature, TimestampedSignature};
+use crate::signature::{SignatureError, TimestampedSignature};
 
 /// What the handler needs, built once per cold start.
 pub struct IngestDeps {
@@ -23,11 +23,7 @@ impl IngestDeps {
     /// Says at start which providers refuse every delivery for lack of a secret.
     pub fn log_configuration(&self) {
         for provider in Provider::ALL {
-            let secrets = match provider {
-                Provider::SkipUp => self.config.skipup.secrets().len(),
-                Provider::SkipCalls => self.config.skipcalls.secrets().len(),
-                Provider::Skode => self.config.skode.secrets().len(),
-            };
+            let secrets = self.config.secrets(provider).len();
             if secrets == 0 {
                 tracing::error!(
                     provider = provider.as_str(),
@@ -50,20 +46,17 @@ impl IngestDeps {
         body: &[u8],
     ) -> Result<(), SignatureError> {
         let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+        let config = &self.config;
         match provider {
-            Provider::SkipUp => self.config.skipup.verify(
+            Provider::SkipUp => config.skipup.verify(
                 header(TimestampedSignature::HEADER),
                 body,
                 self.clock.now().timestamp(),
             ),
-            Provider::SkipCalls => self
-                .config
+            Provider::SkipCalls => config
                 .skipcalls
-                .verify(header(SkipCallsSignature::HEADER), body),
-            Provider::Skode => self
-                .config
-                .skode
-                .verify(header(SkodeSignature::HEADER), body),
+                .verify(header(config.skipcalls.header()), body),
+            Provider::Skode => config.skode.verify(header(config.skode.header()), body),
         }
     }
 }
