@@ -15,25 +15,10 @@ async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&moto().sdk_config().await)
 }
 
-async fn receive_all(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    client
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .expect("receive from moto")
-        .messages
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids() {
     let url = moto().create_fifo_queue("crm").await;
-    let client = sqs().await;
-    let queue = SqsQueue::new(client.clone(), &url);
+    let queue = SqsQueue::new(sqs().await, &url);
     let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
 
     queue
@@ -41,7 +26,7 @@ async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids()
         .await
         .expect("enqueued");
 
-    let messages = receive_all(&client, &url).await;
+    let messages = moto().drain_queue(&url).await;
     assert_eq!(messages.len(), 1);
     let message = &messages[0];
     let attributes = message.attributes.as_ref().expect("system attributes");
@@ -60,8 +45,7 @@ async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids()
 #[tokio::test]
 async fn a_redelivered_event_is_stored_once() {
     let url = moto().create_fifo_queue("crm-dedup").await;
-    let client = sqs().await;
-    let queue = SqsQueue::new(client.clone(), &url);
+    let queue = SqsQueue::new(sqs().await, &url);
     let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
     for _ in 0..3 {
         queue
@@ -69,7 +53,7 @@ async fn a_redelivered_event_is_stored_once() {
             .await
             .expect("enqueued");
     }
-    assert_eq!(receive_all(&client, &url).await.len(), 1);
+    assert_eq!(moto().drain_queue(&url).await.len(), 1);
 }
 
 #[tokio::test]

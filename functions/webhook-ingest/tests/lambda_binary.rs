@@ -92,37 +92,6 @@ fn answer(outcome: Outcome) -> (u16, Value) {
     (status, body)
 }
 
-async fn received(url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let client = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
-    let mut all = Vec::new();
-    loop {
-        let batch = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        if batch.is_empty() {
-            return all;
-        }
-        for message in &batch {
-            client
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        all.extend(batch);
-    }
-}
-
 #[tokio::test]
 async fn the_binary_accepts_signed_deliveries_and_refuses_every_bad_one() {
     let queue_url = moto().create_fifo_queue("ingest-binary").await;
@@ -194,7 +163,7 @@ async fn the_binary_accepts_signed_deliveries_and_refuses_every_bad_one() {
         assert!(body["error"].is_string(), "{name}: a short JSON error");
     }
 
-    let messages = received(&queue_url).await;
+    let messages = moto().drain_queue(&queue_url).await;
     let mut dedup_ids: Vec<_> = messages
         .iter()
         .map(|m| {
@@ -287,7 +256,7 @@ async fn a_provider_without_secrets_is_refused_and_named_at_start() {
             .any(|l| l.contains("\"skode\"") && l.contains("no webhook secret configured")),
         "{logs}"
     );
-    assert!(received(&queue_url).await.is_empty());
+    assert!(moto().drain_queue(&queue_url).await.is_empty());
 }
 
 #[tokio::test]
