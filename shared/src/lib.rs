@@ -4,7 +4,14 @@
 
 pub mod adapters;
 pub mod config;
+pub mod form;
 pub mod handlers;
 pub mod inbound;
+pub mod intake;
+pub mod lead;
+pub mod metrics;
 pub mod ports;
+pub mod recovery;
 pub mod signature;
+pub mod skipup;
+pub mod update;

@@ -6,6 +6,12 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::skipup::{
+    CreateMeetingRequest, MeetingRequest, NewWebhookEndpoint, SkipUpError, WebhookEndpoint,
+    WorkspaceMember,
+};
+
 /// One message for a queue. FIFO queues need `group_id` and `dedup_id`; standard
 /// queues may carry a delay (at most 900 seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,4 +52,91 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// Why the lead store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The lead changed since it was read (optimistic concurrency): read it again.
+    #[error("the lead changed concurrently")]
+    Conflict,
+    #[error("lead store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// An item that does not map to a lead: a bug or a manual edit.
+    #[error("corrupt lead item: {0}")]
+    Corrupt(String),
+}
+
+/// What `create_lead` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// The same submission, or the same email within the re-submission window.
+    Existing(Lead),
+}
+
+/// A way to find a lead other than its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pointer {
+    MeetingRequest(String),
+    SkodeLead(String),
+}
+
+/// The system of record for leads and their timelines.
+#[async_trait]
+pub trait LeadStore: Send + Sync {
+    /// Stores a new lead and its first timeline entry, unless the same id exists or
+    /// its email already started a lead less than `resubmit_window` ago; then returns
+    /// that lead and writes nothing.
+    async fn create_lead(
+        &self,
+        lead: &Lead,
+        entry: &TimelineEntry,
+        resubmit_window: chrono::Duration,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_lead(&self, id: &LeadId) -> Result<Option<Lead>, StoreError>;
+
+    /// Replaces the lead if its stored version is still `lead.version` (the stored
+    /// copy gets `lead.version + 1`), appending `entry` to its timeline and adding
+    /// `pointer`, all or nothing. [`StoreError::Conflict`] when it changed meanwhile.
+    async fn save_lead(
+        &self,
+        lead: &Lead,
+        entry: Option<&TimelineEntry>,
+        pointer: Option<&Pointer>,
+    ) -> Result<(), StoreError>;
+
+    async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError>;
+
+    /// The lead's timeline, oldest first.
+    async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError>;
+}
+
+/// The SkipUp API, as the handlers use it.
+#[async_trait]
+pub trait SkipUpApi: Send + Sync {
+    async fn create_meeting_request(
+        &self,
+        idempotency_key: &str,
+        request: &CreateMeetingRequest,
+    ) -> Result<MeetingRequest, SkipUpError>;
+    async fn get_meeting_request(&self, id: &str) -> Result<MeetingRequest, SkipUpError>;
+    /// Every endpoint, following cursors across pages.
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError>;
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: &NewWebhookEndpoint,
+    ) -> Result<WebhookEndpoint, SkipUpError>;
+    /// The active member with this address, if any.
+    async fn find_workspace_member(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<WorkspaceMember>, SkipUpError>;
+}
+
+/// Delays the next delivery of a queue message that failed (SQS: its visibility).
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration);
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Clock, Queue, QueueError, QueueMessage};
+use crate::ports::{Clock, Queue, QueueError, QueueMessage, Redelivery};
 
 /// A queue whose every send fails as if SQS were unreachable.
 #[derive(Debug, Default)]
@@ -29,5 +29,21 @@ impl FixedClock {
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
+    }
+}
+
+/// Remembers each requested redelivery delay, by receipt handle.
+#[derive(Debug, Default)]
+pub struct RecordedRedelivery {
+    pub delays: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+}
+
+#[async_trait]
+impl Redelivery for RecordedRedelivery {
+    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) {
+        self.delays
+            .lock()
+            .unwrap()
+            .push((receipt_handle.to_string(), delay));
     }
 }

@@ -1,11 +1,15 @@
-//! In-process queue for the local stack and handler tests.
+//! In-process queue and lead store for the local stack and handler tests.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
-use crate::ports::{Queue, QueueError, QueueMessage};
+use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::ports::{
+    CreateOutcome, LeadStore, Pointer, Queue, QueueError, QueueMessage, StoreError,
+};
 
 /// A queue in memory. Like an SQS FIFO queue it drops a message whose dedup id it has
 /// already seen (for the life of the process here, not five minutes).
@@ -56,5 +60,111 @@ impl Queue for MemoryQueue {
         }
         state.messages.push_back(message.clone());
         Ok(())
+    }
+}
+
+/// Leads in memory, with the same conditional semantics as the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct MemoryLeadStore {
+    state: Mutex<LeadState>,
+}
+
+#[derive(Debug, Default)]
+struct LeadState {
+    leads: HashMap<LeadId, Lead>,
+    timelines: HashMap<LeadId, Vec<TimelineEntry>>,
+    /// Which lead an email last started, and when.
+    claims: HashMap<EmailAddress, (LeadId, DateTime<Utc>)>,
+    pointers: HashMap<Pointer, LeadId>,
+}
+
+impl MemoryLeadStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every lead, for reports and tests.
+    pub fn all_leads(&self) -> Vec<Lead> {
+        let state = self.lock();
+        let mut leads: Vec<Lead> = state.leads.values().cloned().collect();
+        leads.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
+        leads
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeadState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl LeadStore for MemoryLeadStore {
+    async fn create_lead(
+        &self,
+        lead: &Lead,
+        entry: &TimelineEntry,
+        resubmit_window: chrono::Duration,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut state = self.lock();
+        let email = &lead.profile.email;
+        let claimed = state
+            .claims
+            .get(email)
+            .filter(|(_, at)| *at > lead.submitted_at - resubmit_window)
+            .map(|(id, _)| id.clone());
+        let existing = claimed
+            .or_else(|| state.leads.contains_key(&lead.id).then(|| lead.id.clone()))
+            .and_then(|id| state.leads.get(&id).cloned());
+        if let Some(existing) = existing {
+            return Ok(CreateOutcome::Existing(existing));
+        }
+        state
+            .claims
+            .insert(email.clone(), (lead.id.clone(), lead.submitted_at));
+        state.leads.insert(lead.id.clone(), lead.clone());
+        state.timelines.insert(lead.id.clone(), vec![entry.clone()]);
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn get_lead(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
+        Ok(self.lock().leads.get(id).cloned())
+    }
+
+    async fn save_lead(
+        &self,
+        lead: &Lead,
+        entry: Option<&TimelineEntry>,
+        pointer: Option<&Pointer>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.leads.get(&lead.id) {
+            Some(stored) if stored.version == lead.version => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        let mut saved = lead.clone();
+        saved.version += 1;
+        state.leads.insert(lead.id.clone(), saved);
+        if let Some(entry) = entry {
+            state
+                .timelines
+                .entry(lead.id.clone())
+                .or_default()
+                .push(entry.clone());
+        }
+        if let Some(pointer) = pointer {
+            state.pointers.insert(pointer.clone(), lead.id.clone());
+        }
+        Ok(())
+    }
+
+    async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {
+        Ok(self.lock().pointers.get(pointer).cloned())
+    }
+
+    async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut entries = self.lock().timelines.get(id).cloned().unwrap_or_default();
+        entries.sort_by(|a, b| a.at.cmp(&b.at));
+        Ok(entries)
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::operation::send_message::SendMessageError;
 
-use crate::ports::{Queue, QueueError, QueueMessage};
+use crate::ports::{Queue, QueueError, QueueMessage, Redelivery};
 
 /// One SQS queue, standard or FIFO (the message's group and dedup ids decide).
 #[derive(Debug, Clone)]
@@ -53,4 +53,42 @@ fn classify(error: SdkError<SendMessageError>) -> QueueError {
 
 fn is_server_side(status: u16) -> bool {
     status >= 500 || status == 429
+}
+
+/// Delays a failed message's next delivery by changing its visibility timeout.
+#[derive(Debug, Clone)]
+pub struct SqsRedelivery {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsRedelivery {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+/// SQS allows a visibility timeout of at most 12 hours.
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+
+#[async_trait]
+impl Redelivery for SqsRedelivery {
+    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) {
+        let seconds = delay.as_secs().min(MAX_VISIBILITY_SECS) as i32;
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await;
+        if let Err(error) = result {
+            // The queue's own visibility timeout applies instead.
+            tracing::warn!(error = %DisplayErrorContext(&error), "could not delay the retry");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
+use super::json_response;
 use crate::config::IngestConfig;
 use crate::inbound::{InboundEvent, Provider};
 use crate::ports::{Clock, Queue, QueueError};
@@ -116,16 +117,6 @@ impl IngestError {
         }
         response
     }
-}
-
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<String> {
-    let mut response = Response::new(body.to_string());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Handles one HTTP delivery. `request`'s body must be the bytes exactly as received

@@ -1,0 +1,481 @@
+//! The lead store on one DynamoDB table (`LEADS_TABLE`), keys `pk` and `sk` (strings).
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | lead | `LEAD#{lead_id}` | `LEAD` | profile, `status`, dates (RFC 3339), recovery, `version`, `day` (GSI `by_day`) |
+//! | timeline entry | `LEAD#{lead_id}` | `T#{at}#{event_id}` | `at`, `event_id`, `source`, `status`, `detail` |
+//! | email claim | `EMAIL#{email}` | `CLAIM` | `lead_id`, `claimed_at` (epoch s), `expires_at` (TTL) |
+//! | pointer | `MR#{meeting_request_id}` or `SKODE#{skode_lead_id}` | `POINTER` | `lead_id` |
+//!
+//! A new lead, its first timeline entry and its email claim are written in one
+//! transaction; so is every later change with its timeline entry and pointer, under a
+//! condition on the lead's `version`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::lead::{
+    EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, TimeZoneName, TimelineEntry,
+};
+use crate::ports::{CreateOutcome, LeadStore, Pointer, StoreError};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Name of the GSI over lead items by submission day (`day`, then `submitted_at`).
+pub const BY_DAY_INDEX: &str = "by_day";
+
+#[derive(Debug, Clone)]
+pub struct DynamoLeadStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLeadStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put(&self, item: Item, condition: Option<(&str, Item)>) -> TransactWriteItem {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expression, values)) = condition {
+            put = put
+                .condition_expression(expression)
+                .set_expression_attribute_values(Some(values));
+        }
+        TransactWriteItem::builder()
+            .put(put.build().expect("table and item are set"))
+            .build()
+    }
+
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(unavailable)
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn time(at: DateTime<Utc>) -> AttributeValue {
+    s(at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(DisplayErrorContext(error).to_string().into())
+}
+
+/// A failed condition (in a transaction or a single write) is a conflict.
+fn write_error<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match error.as_service_error().and_then(|e| e.code()) {
+        Some("ConditionalCheckFailedException" | "TransactionCanceledException") => {
+            StoreError::Conflict
+        }
+        _ => unavailable(error),
+    }
+}
+
+fn lead_key(id: &LeadId) -> String {
+    format!("LEAD#{id}")
+}
+
+fn pointer_key(pointer: &Pointer) -> String {
+    match pointer {
+        Pointer::MeetingRequest(id) => format!("MR#{id}"),
+        Pointer::SkodeLead(id) => format!("SKODE#{id}"),
+    }
+}
+
+fn lead_to_item(lead: &Lead, version: u64) -> Item {
+    let p = &lead.profile;
+    let mut item: Item = [
+        ("pk", s(lead_key(&lead.id))),
+        ("sk", s("LEAD")),
+        ("lead_id", s(lead.id.as_str())),
+        ("status", s(lead.status.as_str())),
+        ("email", s(p.email.as_str())),
+        ("name", s(&p.name)),
+        ("submitted_at", time(lead.submitted_at)),
+        ("day", s(lead.submitted_at.format("%Y-%m-%d").to_string())),
+        ("due_at", time(lead.due_at)),
+        ("updated_at", time(lead.updated_at)),
+        ("version", n(version)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let optional = [
+        ("company", p.company.clone()),
+        ("role", p.role.clone()),
+        ("phone", p.phone.clone()),
+        ("timezone", p.timezone.clone().map(String::from)),
+        (
+            "assigned_rep_email",
+            p.assigned_rep_email.clone().map(String::from),
+        ),
+        ("form_id", p.form_id.clone()),
+        ("submission_id", p.submission_id.clone()),
+        ("source", p.source.clone()),
+        ("skode_lead_id", p.skode_lead_id.clone()),
+        ("status_reason", lead.status_reason.clone()),
+        ("meeting_request_id", lead.meeting_request_id.clone()),
+        (
+            "organizer_email",
+            lead.organizer_email.clone().map(String::from),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            item.insert(key.into(), s(value));
+        }
+    }
+    if let Some(at) = lead.check_scheduled_at {
+        item.insert("check_scheduled_at".into(), time(at));
+    }
+    if !p.answers.is_empty() {
+        let answers = p
+            .answers
+            .iter()
+            .map(|(q, a)| {
+                AttributeValue::M(HashMap::from([("q".into(), s(q)), ("a".into(), s(a))]))
+            })
+            .collect();
+        item.insert("answers".into(), AttributeValue::L(answers));
+    }
+    if let Some(r) = &lead.recovery {
+        item.insert("recovery_key".into(), s(&r.idempotency_key));
+        item.insert("recovery_started_at".into(), time(r.started_at));
+        item.insert("recovery_attempts".into(), n(r.attempts));
+        if let Some(until) = r.lease_until {
+            item.insert("recovery_lease_until".into(), time(until));
+        }
+    }
+    item
+}
+
+/// Reads attributes of one item, naming the first one that is missing or bad.
+struct Reader<'a>(&'a Item);
+
+impl Reader<'_> {
+    fn opt(&self, key: &str) -> Option<String> {
+        self.0.get(key).and_then(|v| v.as_s().ok()).cloned()
+    }
+
+    fn req(&self, key: &str) -> Result<String, StoreError> {
+        self.opt(key)
+            .ok_or_else(|| StoreError::Corrupt(format!("attribute {key} is missing")))
+    }
+
+    fn parse<T>(
+        &self,
+        key: &str,
+        value: String,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, StoreError> {
+        parse(&value).map_err(|e| StoreError::Corrupt(format!("attribute {key}: {e}")))
+    }
+
+    fn time_opt(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.opt(key)
+            .map(|v| self.parse(key, v, parse_time))
+            .transpose()
+    }
+
+    fn time(&self, key: &str) -> Result<DateTime<Utc>, StoreError> {
+        let value = self.req(key)?;
+        self.parse(key, value, parse_time)
+    }
+
+    fn email_opt(&self, key: &str) -> Result<Option<EmailAddress>, StoreError> {
+        self.opt(key)
+            .map(|v| self.parse(key, v, |v| EmailAddress::parse(v).map_err(String::from)))
+            .transpose()
+    }
+
+    fn number(&self, key: &str) -> Result<u64, StoreError> {
+        match self.0.get(key).and_then(|v| v.as_n().ok()) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("attribute {key} is not a number"))),
+            None => Err(StoreError::Corrupt(format!("attribute {key} is missing"))),
+        }
+    }
+}
+
+fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| e.to_string())
+}
+
+fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
+    let r = Reader(item);
+    let answers = match item.get("answers") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .filter_map(|v| v.as_m().ok())
+            .filter_map(|m| {
+                let q = m.get("q")?.as_s().ok()?;
+                let a = m.get("a")?.as_s().ok()?;
+                Some((q.clone(), a.clone()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let timezone = r
+        .opt("timezone")
+        .map(|v| {
+            r.parse("timezone", v, |v| {
+                TimeZoneName::parse(v).map_err(String::from)
+            })
+        })
+        .transpose()?;
+    let profile = LeadProfile {
+        email: r
+            .email_opt("email")?
+            .ok_or_else(|| StoreError::Corrupt("attribute email is missing".into()))?,
+        name: r.req("name")?,
+        company: r.opt("company"),
+        role: r.opt("role"),
+        phone: r.opt("phone"),
+        timezone,
+        assigned_rep_email: r.email_opt("assigned_rep_email")?,
+        form_id: r.opt("form_id"),
+        submission_id: r.opt("submission_id"),
+        answers,
+        source: r.opt("source"),
+        skode_lead_id: r.opt("skode_lead_id"),
+    };
+    let recovery = match r.opt("recovery_key") {
+        Some(key) => Some(Recovery {
+            idempotency_key: key,
+            started_at: r.time("recovery_started_at")?,
+            attempts: u32::try_from(r.number("recovery_attempts")?).unwrap_or(u32::MAX),
+            lease_until: r.time_opt("recovery_lease_until")?,
+        }),
+        None => None,
+    };
+    let id = r.req("lead_id")?;
+    let status = r.req("status")?;
+    Ok(Lead {
+        id: r.parse("lead_id", id, |v| LeadId::parse(v).map_err(String::from))?,
+        profile,
+        status: r.parse("status", status, |v| v.parse::<LeadStatus>())?,
+        status_reason: r.opt("status_reason"),
+        submitted_at: r.time("submitted_at")?,
+        due_at: r.time("due_at")?,
+        check_scheduled_at: r.time_opt("check_scheduled_at")?,
+        recovery,
+        meeting_request_id: r.opt("meeting_request_id"),
+        organizer_email: r.email_opt("organizer_email")?,
+        updated_at: r.time("updated_at")?,
+        version: r.number("version")?,
+    })
+}
+
+fn entry_to_item(id: &LeadId, entry: &TimelineEntry) -> Item {
+    let at = entry.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut item: Item = [
+        ("pk", s(lead_key(id))),
+        ("sk", s(format!("T#{at}#{}", entry.event_id))),
+        ("at", s(at)),
+        ("event_id", s(&entry.event_id)),
+        ("source", s(&entry.source)),
+        ("detail", s(&entry.detail)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(status) = entry.status {
+        item.insert("status".into(), s(status.as_str()));
+    }
+    item
+}
+
+fn item_to_entry(item: &Item) -> Result<TimelineEntry, StoreError> {
+    let r = Reader(item);
+    let status = r
+        .opt("status")
+        .map(|v| r.parse("status", v, |v| v.parse::<LeadStatus>()))
+        .transpose()?;
+    Ok(TimelineEntry {
+        at: r.time("at")?,
+        event_id: r.req("event_id")?,
+        source: r.req("source")?,
+        status,
+        detail: r.req("detail")?,
+    })
+}
+
+/// Claims are kept a day past the window, then expire by TTL.
+const CLAIM_GRACE_SECS: i64 = 86_400;
+
+#[async_trait]
+impl LeadStore for DynamoLeadStore {
+    async fn create_lead(
+        &self,
+        lead: &Lead,
+        entry: &TimelineEntry,
+        resubmit_window: chrono::Duration,
+    ) -> Result<CreateOutcome, StoreError> {
+        let email_key = format!("EMAIL#{}", lead.profile.email);
+        let now = lead.submitted_at.timestamp();
+        let claim: Item = [
+            ("pk", s(&email_key)),
+            ("sk", s("CLAIM")),
+            ("lead_id", s(lead.id.as_str())),
+            ("claimed_at", n(now)),
+            (
+                "expires_at",
+                n(now + resubmit_window.num_seconds() + CLAIM_GRACE_SECS),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let window_start = (lead.submitted_at - resubmit_window).timestamp();
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(
+                claim,
+                Some((
+                    "attribute_not_exists(pk) OR claimed_at <= :window_start",
+                    HashMap::from([(":window_start".into(), n(window_start))]),
+                )),
+            ))
+            .transact_items(self.put(
+                lead_to_item(lead, lead.version),
+                Some(("attribute_not_exists(pk)", HashMap::new())),
+            ))
+            .transact_items(self.put(entry_to_item(&lead.id, entry), None))
+            .send()
+            .await;
+        match result.map_err(write_error) {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(StoreError::Conflict) => {
+                // The email claim is fresh, or the lead exists: find which lead.
+                let claimed = match self.get_item(email_key, "CLAIM").await? {
+                    Some(item) => {
+                        let r = Reader(&item);
+                        let claimed_at = r.number("claimed_at")? as i64;
+                        let id = r.req("lead_id")?;
+                        (claimed_at > window_start)
+                            .then(|| LeadId::parse(&id).map_err(|e| StoreError::Corrupt(e.into())))
+                            .transpose()?
+                    }
+                    None => None,
+                };
+                let id = claimed.unwrap_or_else(|| lead.id.clone());
+                match self.get_lead(&id).await? {
+                    Some(existing) => Ok(CreateOutcome::Existing(existing)),
+                    // Claimed and released in between: let the caller try again.
+                    None => Err(StoreError::Conflict),
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn get_lead(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
+        self.get_item(lead_key(id), "LEAD")
+            .await?
+            .map(|item| item_to_lead(&item))
+            .transpose()
+    }
+
+    async fn save_lead(
+        &self,
+        lead: &Lead,
+        entry: Option<&TimelineEntry>,
+        pointer: Option<&Pointer>,
+    ) -> Result<(), StoreError> {
+        let condition = (
+            "version = :expected",
+            HashMap::from([(":expected".to_string(), n(lead.version))]),
+        );
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(lead_to_item(lead, lead.version + 1), Some(condition)));
+        if let Some(entry) = entry {
+            transaction =
+                transaction.transact_items(self.put(entry_to_item(&lead.id, entry), None));
+        }
+        if let Some(pointer) = pointer {
+            let item: Item = HashMap::from([
+                ("pk".to_string(), s(pointer_key(pointer))),
+                ("sk".to_string(), s("POINTER")),
+                ("lead_id".to_string(), s(lead.id.as_str())),
+            ]);
+            transaction = transaction.transact_items(self.put(item, None));
+        }
+        transaction.send().await.map(|_| ()).map_err(write_error)
+    }
+
+    async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {
+        match self.get_item(pointer_key(pointer), "POINTER").await? {
+            Some(item) => {
+                let id = Reader(&item).req("lead_id")?;
+                LeadId::parse(&id)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(e.into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :t)")
+                .expression_attribute_values(":pk", s(lead_key(id)))
+                .expression_attribute_values(":t", s("T#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                entries.push(item_to_entry(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(entries),
+            }
+        }
+    }
+}

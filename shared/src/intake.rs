@@ -1,0 +1,115 @@
+//! Intake: record a lead once and schedule its delayed check. Shared by `POST /forms`
+//! and Skode's `lead.created`, so both entries behave the same.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::lead::{Lead, LeadProfile, LeadStatus, TimelineEntry};
+use crate::ports::{Clock, CreateOutcome, LeadStore, Queue, QueueError, StoreError};
+use crate::recovery::CheckMessage;
+
+/// Defaults: check after 1800 s; the same email within 24 h is the same lead.
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    pub delay: chrono::Duration,
+    pub resubmit_window: chrono::Duration,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            delay: chrono::Duration::seconds(1800),
+            resubmit_window: chrono::Duration::hours(24),
+        }
+    }
+}
+
+pub struct IntakeDeps {
+    pub store: Arc<dyn LeadStore>,
+    pub checks: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: IntakeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeOutcome {
+    /// A new lead, its check scheduled.
+    Scheduled(Lead),
+    /// The same submission, or the same email within the window: nothing new scheduled.
+    Duplicate(Lead),
+}
+
+impl IntakeOutcome {
+    pub fn lead(&self) -> &Lead {
+        match self {
+            IntakeOutcome::Scheduled(lead) | IntakeOutcome::Duplicate(lead) => lead,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Records the lead (unless it is a duplicate) and schedules its check. A lead whose
+/// check could not be scheduled earlier (the queue was down) is scheduled now, so a
+/// retried submission repairs it instead of being dropped as a duplicate.
+pub async fn submit(
+    deps: &IntakeDeps,
+    profile: LeadProfile,
+    event_id: &str,
+    source: &str,
+) -> Result<IntakeOutcome, IntakeError> {
+    let now = deps.clock.now();
+    let lead = Lead::new(profile, now, deps.settings.delay);
+    let entry = TimelineEntry {
+        at: now,
+        event_id: event_id.to_string(),
+        source: source.to_string(),
+        status: Some(LeadStatus::Submitted),
+        detail: format!(
+            "submitted; recovery check due at {}",
+            lead.due_at.to_rfc3339()
+        ),
+    };
+    match deps
+        .store
+        .create_lead(&lead, &entry, deps.settings.resubmit_window)
+        .await?
+    {
+        CreateOutcome::Created => Ok(IntakeOutcome::Scheduled(schedule(deps, lead, now).await?)),
+        CreateOutcome::Existing(existing) => {
+            let unscheduled =
+                existing.status == LeadStatus::Submitted && existing.check_scheduled_at.is_none();
+            let existing = if unscheduled {
+                schedule(deps, existing, now).await?
+            } else {
+                existing
+            };
+            Ok(IntakeOutcome::Duplicate(existing))
+        }
+    }
+}
+
+async fn schedule(
+    deps: &IntakeDeps,
+    mut lead: Lead,
+    now: DateTime<Utc>,
+) -> Result<Lead, IntakeError> {
+    deps.checks
+        .send(&CheckMessage::new(&lead).to_queue_message(now))
+        .await?;
+    lead.check_scheduled_at = Some(now);
+    lead.updated_at = now;
+    // The mark only spares a duplicate check later; a lost race costs nothing.
+    match deps.store.save_lead(&lead, None, None).await {
+        Ok(()) => lead.version += 1,
+        Err(error) => tracing::warn!(lead_id = %lead.id, %error, "check scheduled but not marked"),
+    }
+    Ok(lead)
+}
