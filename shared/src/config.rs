@@ -6,8 +6,16 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 
+use std::time::Duration;
+
+use secrecy::SecretString;
+
 use crate::inbound::Provider;
+use crate::intake::IntakeSettings;
+use crate::lead::EmailAddress;
+use crate::recovery::RequestSettings;
 use crate::signature::{BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
+use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
 
 /// A setting that is missing or unusable; names the variable, never its value.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +107,43 @@ impl Env {
             }),
         }
     }
+
+    /// A whole number within `range`, `default` when unset.
+    pub fn u64_in(
+        &self,
+        key: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let value = self.u64_or(key, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                var: key,
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
+
+    pub fn email(&self, key: &'static str) -> Result<EmailAddress, ConfigError> {
+        EmailAddress::parse(&self.required(key)?).map_err(|reason| ConfigError::Invalid {
+            var: key,
+            reason: reason.into(),
+        })
+    }
+
+    fn seconds(
+        &self,
+        key: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<chrono::Duration, ConfigError> {
+        let secs = self.u64_in(key, default, range)?;
+        Ok(chrono::Duration::seconds(
+            i64::try_from(secs).unwrap_or(i64::MAX),
+        ))
+    }
 }
 
 fn parse_secret_json(text: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -161,6 +206,115 @@ impl IngestConfig {
     }
 }
 
+/// Where leads live and where their checks are queued (every lead-handling function).
+#[derive(Debug, Clone)]
+pub struct LeadResources {
+    pub leads_table: String,
+    pub check_queue_url: String,
+}
+
+impl LeadResources {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            leads_table: env.required("LEADS_TABLE")?,
+            check_queue_url: env.required("CHECK_QUEUE_URL")?,
+        })
+    }
+}
+
+/// `RECOVERY_DELAY_SECONDS` (default 1800, up to 24 h) and
+/// `RESUBMIT_WINDOW_SECONDS` (default 24 h, up to 30 days).
+pub fn intake_settings(env: &Env) -> Result<IntakeSettings, ConfigError> {
+    Ok(IntakeSettings {
+        delay: env.seconds("RECOVERY_DELAY_SECONDS", 1800, 0..=86_400)?,
+        resubmit_window: env.seconds("RESUBMIT_WINDOW_SECONDS", 86_400, 0..=2_592_000)?,
+    })
+}
+
+/// `SKIPUP_BASE_URL`, `SKIPUP_API_KEY` and `SKIPUP_TIMEOUT_SECONDS` (default 10).
+pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
+    let base_url = env
+        .get("SKIPUP_BASE_URL")
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            var: "SKIPUP_BASE_URL",
+            reason: "must be an http(s) URL".into(),
+        });
+    }
+    Ok(SkipUpSettings {
+        base_url,
+        api_key: SecretString::from(env.required("SKIPUP_API_KEY")?),
+        connect_timeout: Duration::from_secs(3),
+        timeout: Duration::from_secs(env.u64_in("SKIPUP_TIMEOUT_SECONDS", 10, 1..=60)?),
+    })
+}
+
+/// Settings of `form-intake`.
+#[derive(Debug)]
+pub struct FormConfig {
+    pub signature: TimestampedSignature,
+    pub max_body_bytes: usize,
+    pub resources: LeadResources,
+    pub intake: IntakeSettings,
+}
+
+/// Default body limit of a form submission: 64 KiB.
+pub const DEFAULT_FORM_MAX_BODY_BYTES: u64 = 64 * 1024;
+
+impl FormConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let tolerance = env.u64_or("WEBHOOK_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECS)?;
+        Ok(Self {
+            signature: TimestampedSignature::new(
+                SecretSet::parse(&env.get("FORM_WEBHOOK_SECRETS").unwrap_or_default()),
+                tolerance,
+            ),
+            max_body_bytes: env.u64_in(
+                "MAX_BODY_BYTES",
+                DEFAULT_FORM_MAX_BODY_BYTES,
+                1..=1_048_576,
+            )? as usize,
+            resources: LeadResources::from_env(env)?,
+            intake: intake_settings(env)?,
+        })
+    }
+}
+
+/// Settings of `recovery-check`.
+#[derive(Debug)]
+pub struct RecoveryConfig {
+    pub resources: LeadResources,
+    pub skipup: SkipUpSettings,
+    pub default_organizer: EmailAddress,
+    pub request: RequestSettings,
+    pub member_cache: Duration,
+    pub lease: chrono::Duration,
+}
+
+impl RecoveryConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: LeadResources::from_env(env)?,
+            skipup: skipup_settings(env)?,
+            default_organizer: env.email("DEFAULT_ORGANIZER_EMAIL")?,
+            request: RequestSettings {
+                title: env
+                    .get("MEETING_TITLE")
+                    .unwrap_or_else(|| "Product demo".into()),
+                duration_minutes: env.u64_in("MEETING_DURATION_MINUTES", 30, 5..=480)? as u32,
+                timeframe_days: env.u64_in("MEETING_TIMEFRAME_DAYS", 14, 1..=60)? as u32,
+            },
+            member_cache: Duration::from_secs(env.u64_in(
+                "MEMBER_CACHE_SECONDS",
+                300,
+                0..=86_400,
+            )?),
+            lease: env.seconds("RECOVERY_LEASE_SECONDS", 60, 15..=900)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +359,50 @@ mod tests {
         assert!(parse_secret_json("[1]").is_err());
         let err = parse_secret_json(r#"{"X":1}"#).unwrap_err();
         assert!(err.to_string().contains("X is not a string"));
+    }
+
+    fn recovery_env(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = vec![
+            ("LEADS_TABLE", "leads"),
+            ("CHECK_QUEUE_URL", "http://q"),
+            ("SKIPUP_API_KEY", "sk_live_secret_key"),
+            ("DEFAULT_ORGANIZER_EMAIL", "Owner@Vendor.example"),
+        ];
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn recovery_defaults_follow_the_documentation() {
+        let config = RecoveryConfig::from_env(&recovery_env(&[])).unwrap();
+        assert_eq!(config.skipup.base_url, "https://api.skipup.ai/api/v1");
+        assert_eq!(config.default_organizer.as_str(), "owner@vendor.example");
+        assert_eq!(config.request.duration_minutes, 30);
+        assert!(!format!("{config:?}").contains("sk_live_secret_key"));
+        let intake = intake_settings(&Env::from_pairs([("X", "y")])).unwrap();
+        assert_eq!(intake.delay, chrono::Duration::seconds(1800));
+    }
+
+    #[test]
+    fn out_of_range_and_missing_recovery_settings_are_named() {
+        let err = RecoveryConfig::from_env(&recovery_env(&[("MEETING_DURATION_MINUTES", "2")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MEETING_DURATION_MINUTES is invalid: must be between 5 and 480"
+        );
+        let err = RecoveryConfig::from_env(&Env::from_pairs([
+            ("LEADS_TABLE", "t"),
+            ("CHECK_QUEUE_URL", "q"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.to_string(), "SKIPUP_API_KEY is not set");
+        let err = RecoveryConfig::from_env(&recovery_env(&[("DEFAULT_ORGANIZER_EMAIL", "nobody")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DEFAULT_ORGANIZER_EMAIL is invalid: is not an email address"
+        );
     }
 
     #[test]

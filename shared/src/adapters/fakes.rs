@@ -1,9 +1,15 @@
-//! Fakes for tests: a queue that is down, and a clock that stands still.
+//! Fakes for tests: a queue that is down, a clock that stands still, a recorded
+//! redelivery, and a scripted SkipUp.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Clock, Queue, QueueError, QueueMessage, Redelivery};
+use crate::lead::EmailAddress;
+use crate::ports::{Clock, Queue, QueueError, QueueMessage, Redelivery, SkipUpApi};
+use crate::skipup::{
+    CreateMeetingRequest, MeetingRequest, NewWebhookEndpoint, SkipUpError, WebhookEndpoint,
+    WorkspaceMember,
+};
 
 /// A queue whose every send fails as if SQS were unreachable.
 #[derive(Debug, Default)]
@@ -45,5 +51,137 @@ impl Redelivery for RecordedRedelivery {
             .lock()
             .unwrap()
             .push((receipt_handle.to_string(), delay));
+    }
+}
+
+/// A SkipUp whose answers to `create_meeting_request` are scripted in order (then
+/// 202 with a fresh id), whose members are a fixed list, and which records calls.
+#[derive(Debug, Default)]
+pub struct ScriptedSkipUp {
+    pub answers: std::sync::Mutex<std::collections::VecDeque<Result<(), SkipUpError>>>,
+    pub calls: std::sync::Mutex<Vec<(String, CreateMeetingRequest)>>,
+    pub members: std::sync::Mutex<Vec<String>>,
+    pub member_lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl ScriptedSkipUp {
+    pub fn with_members(members: &[&str]) -> Self {
+        let fake = Self::default();
+        *fake.members.lock().unwrap() = members.iter().map(|m| m.to_string()).collect();
+        fake
+    }
+
+    /// Queues the next answers: `Ok(())` is a 202.
+    pub fn then(&self, answers: impl IntoIterator<Item = Result<(), SkipUpError>>) -> &Self {
+        self.answers.lock().unwrap().extend(answers);
+        self
+    }
+
+    pub fn calls(&self) -> Vec<(String, CreateMeetingRequest)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl SkipUpApi for ScriptedSkipUp {
+    async fn create_meeting_request(
+        &self,
+        idempotency_key: &str,
+        request: &CreateMeetingRequest,
+    ) -> Result<MeetingRequest, SkipUpError> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push((idempotency_key.to_string(), request.clone()));
+        let n = calls.len();
+        drop(calls);
+        self.answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(()))
+            .map(|()| MeetingRequest {
+                id: format!("mr_FAKE{n:04}"),
+                status: "active".into(),
+                organizer_email: Some(request.organizer_email.clone()),
+                participant_emails: Some(
+                    request
+                        .participants
+                        .iter()
+                        .map(|p| p.email.clone())
+                        .collect(),
+                ),
+                created_at: None,
+                booked_at: None,
+                cancelled_at: None,
+            })
+    }
+
+    async fn get_meeting_request(&self, id: &str) -> Result<MeetingRequest, SkipUpError> {
+        Err(SkipUpError::NotFound {
+            message: id.to_string(),
+        })
+    }
+
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError> {
+        Ok(Vec::new())
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: &NewWebhookEndpoint,
+    ) -> Result<WebhookEndpoint, SkipUpError> {
+        Ok(WebhookEndpoint {
+            id: "we_FAKE".into(),
+            url: endpoint.url.clone(),
+            description: Some(endpoint.description.clone()),
+            enabled: true,
+            events: endpoint.events.clone(),
+            disabled_at: None,
+            disabled_reason: None,
+        })
+    }
+
+    async fn find_workspace_member(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<WorkspaceMember>, SkipUpError> {
+        self.member_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self
+            .members
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|m| m.as_str() == email.as_str())
+            .map(|m| WorkspaceMember {
+                id: "mem_FAKE".into(),
+                email: m.clone(),
+                name: None,
+                role: None,
+                deactivated_at: None,
+            }))
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(at))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
     }
 }
