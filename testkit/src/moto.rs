@@ -95,6 +95,49 @@ impl Moto {
             .expect("a queue URL")
     }
 
+    /// Creates a standard queue (per-message delays allowed).
+    pub async fn create_queue(&self, prefix: &str) -> String {
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        client
+            .create_queue()
+            .queue_name(crate::unique_name(prefix))
+            .send()
+            .await
+            .expect("moto creates the queue")
+            .queue_url
+            .expect("a queue URL")
+    }
+
+    /// Waits up to `wait_secs` (long polling) for messages, and deletes them.
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+        wait_secs: i32,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let messages = client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(wait_secs)
+            .send()
+            .await
+            .expect("receive from moto")
+            .messages
+            .unwrap_or_default();
+        for message in &messages {
+            client
+                .delete_message()
+                .queue_url(queue_url)
+                .set_receipt_handle(message.receipt_handle.clone())
+                .send()
+                .await
+                .expect("delete from moto");
+        }
+        messages
+    }
+
     /// Receives (and deletes) every message waiting on `queue_url`, with its system
     /// attributes (group id, deduplication id).
     pub async fn drain_queue(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {

@@ -46,9 +46,10 @@ impl DynamoLeadStore {
     fn put(&self, item: Item, condition: Option<(&str, Item)>) -> TransactWriteItem {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some((expression, values)) = condition {
-            put = put
-                .condition_expression(expression)
-                .set_expression_attribute_values(Some(values));
+            put = put.condition_expression(expression);
+            if !values.is_empty() {
+                put = put.set_expression_attribute_values(Some(values));
+            }
         }
         TransactWriteItem::builder()
             .put(put.build().expect("table and item are set"))
@@ -478,4 +479,67 @@ impl LeadStore for DynamoLeadStore {
             }
         }
     }
+}
+
+/// Creates the leads table as `template.yaml` declares it (keys, the `by_day` index,
+/// on-demand billing) and turns on TTL; for the local stack and tests.
+pub async fn create_leads_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("day"))
+        .attribute_definitions(attribute("submitted_at"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_DAY_INDEX)
+                .key_schema(key("day", KeyType::Hash))
+                .key_schema(key("submitted_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index name and keys are set"),
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .expect("TTL attribute is set"),
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
