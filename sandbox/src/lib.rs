@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub api_key: String,
-    /// Active workspace members: the only valid organizers.
+    /// Active workspace members at start: the only valid organizers.
     pub members: Vec<String>,
     /// Requests allowed per `rate_window` per API key.
     pub rate_limit: usize,
@@ -68,6 +68,7 @@ pub struct Recorded {
 
 #[derive(Default)]
 struct Data {
+    members: Vec<String>,
     meeting_requests: HashMap<String, Value>,
     idempotency: HashMap<String, (Instant, u16, Value)>,
     window: VecDeque<Instant>,
@@ -101,8 +102,11 @@ impl Sandbox {
     pub async fn start(config: SandboxConfig, address: SocketAddr) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            data: Mutex::new(Data {
+                members: config.members.clone(),
+                ..Data::default()
+            }),
             config,
-            data: Mutex::new(Data::default()),
         });
         let app = Router::new()
             .route("/api/v1/meeting_requests", post(create_meeting_request))
@@ -134,6 +138,11 @@ impl Sandbox {
 
     pub fn api_key(&self) -> &str {
         &self.inner.config.api_key
+    }
+
+    /// Replaces the active workspace members (e.g. to deactivate an organizer).
+    pub fn set_members(&self, members: &[&str]) {
+        self.inner.lock().members = members.iter().map(|m| m.to_string()).collect();
     }
 
     /// Every `POST /meeting_requests` answered so far.
@@ -179,23 +188,19 @@ impl Inner {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The refusal of a request without the right bearer key, if any. SkipUp
+    /// answers 401 with either body shape; this one is the plain string.
+    fn unauthorized(&self, headers: &HeaderMap) -> Option<Response> {
         let expected = format!("Bearer {}", self.config.api_key);
-        match headers
+        let message = match headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            Some(value) if value == expected => Ok(()),
-            // SkipUp answers 401 with either body shape; this one is the plain string.
-            Some(_) => Err(error_text(
-                StatusCode::UNAUTHORIZED,
-                "Invalid or expired API key",
-            )),
-            None => Err(error_text(
-                StatusCode::UNAUTHORIZED,
-                "Missing authorization token",
-            )),
-        }
+            Some(value) if value == expected => return None,
+            Some(_) => "Invalid or expired API key",
+            None => "Missing authorization token",
+        };
+        Some(error_text(StatusCode::UNAUTHORIZED, message))
     }
 
     /// Sliding-window rate limit: `Err(seconds until a slot frees)` when over.
@@ -231,12 +236,14 @@ impl Inner {
         })
     }
 
-    /// Common gate: latency, key, rate limit, faults. `Ok(slow)` to go on.
-    async fn gate(&self, headers: &HeaderMap) -> Result<bool, Response> {
+    /// Common gate of every route: latency, key, rate limit, faults.
+    async fn gate(&self, headers: &HeaderMap) -> Gate {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
-        self.authorized(headers)?;
+        if let Some(refusal) = self.unauthorized(headers) {
+            return Gate::Refuse(refusal);
+        }
         if let Err(retry_after) = self.take_rate_slot() {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -246,14 +253,24 @@ impl Inner {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after.into());
-            return Err(response);
+            return Gate::Refuse(response);
         }
         match self.fault() {
-            Some(Fault::Status(status)) => Err(error(status, "server_error", "injected fault")),
-            Some(Fault::Slow) => Ok(true),
-            None => Ok(false),
+            Some(Fault::Status(status)) => {
+                Gate::Refuse(error(status, "server_error", "injected fault"))
+            }
+            Some(Fault::Slow) => Gate::Proceed { slow: true },
+            None => Gate::Proceed { slow: false },
         }
     }
+}
+
+enum Gate {
+    /// Go on; a slow request answers only after `slow_delay`, having taken effect.
+    Proceed {
+        slow: bool,
+    },
+    Refuse(Response),
 }
 
 enum Fault {
@@ -301,10 +318,10 @@ fn validate(body: &Value, members: &[String], now: DateTime<Utc>) -> Result<Vec<
                 if !is_email(&p["email"]) {
                     return Err("each participant needs a valid email".to_string());
                 }
-                if let Some(tz) = p.get("timezone").filter(|t| !t.is_null()) {
-                    if !tz.as_str().is_some_and(|t| t.contains('/') || t == "UTC") {
-                        return Err("participant timezone must be an IANA name".to_string());
-                    }
+                if let Some(tz) = p.get("timezone").filter(|t| !t.is_null())
+                    && !tz.as_str().is_some_and(|t| t.contains('/') || t == "UTC")
+                {
+                    return Err("participant timezone must be an IANA name".to_string());
                 }
                 Ok(p["email"].as_str().unwrap_or_default().to_lowercase())
             })
@@ -318,10 +335,10 @@ fn validate(body: &Value, members: &[String], now: DateTime<Utc>) -> Result<Vec<
     if participants.is_empty() {
         return Err("participants must be a non-empty list".into());
     }
-    if let Some(introduction) = body.get("include_introduction") {
-        if !introduction.is_boolean() {
-            return Err("include_introduction must be a boolean".into());
-        }
+    if let Some(introduction) = body.get("include_introduction")
+        && !introduction.is_boolean()
+    {
+        return Err("include_introduction must be a boolean".into());
     }
     if let Some(context) = body.get("context") {
         for field in ["title", "purpose", "description"] {
@@ -332,15 +349,15 @@ fn validate(body: &Value, members: &[String], now: DateTime<Utc>) -> Result<Vec<
                 return Err(format!("context.{field} must be a string"));
             }
         }
-        if let Some(description) = context["description"].as_str() {
-            if description.chars().count() > 5_000 {
-                return Err("context.description is longer than 5000 characters".into());
-            }
+        if let Some(description) = context["description"].as_str()
+            && description.chars().count() > 5_000
+        {
+            return Err("context.description is longer than 5000 characters".into());
         }
-        if let Some(minutes) = context.get("duration_minutes").filter(|v| !v.is_null()) {
-            if !minutes.as_u64().is_some_and(|m| (1..=1440).contains(&m)) {
-                return Err("context.duration_minutes must be a positive whole number".into());
-            }
+        if let Some(minutes) = context.get("duration_minutes").filter(|v| !v.is_null())
+            && !minutes.as_u64().is_some_and(|m| (1..=1440).contains(&m))
+        {
+            return Err("context.duration_minutes must be a positive whole number".into());
         }
         if let Some(timeframe) = context.get("timeframe").filter(|v| !v.is_null()) {
             let parse = |key: &str| {
@@ -373,8 +390,8 @@ async fn create_meeting_request(
     body: axum::body::Bytes,
 ) -> Response {
     let slow = match inner.gate(&headers).await {
-        Ok(slow) => slow,
-        Err(response) => {
+        Gate::Proceed { slow } => slow,
+        Gate::Refuse(response) => {
             let status = response.status().as_u16();
             inner.lock().recorded.push(Recorded {
                 idempotency_key: idempotency_key(&headers),
@@ -426,9 +443,7 @@ fn create(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value
         .is_some_and(|v| v.starts_with("application/json"));
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let result = match (&parsed, json_body) {
-        (Some(value), true) if value.is_object() => {
-            validate(value, &inner.config.members, Utc::now())
-        }
+        (Some(value), true) if value.is_object() => validate(value, &data.members, Utc::now()),
         _ => Err("the body must be a JSON object sent as application/json".into()),
     };
     let (status, answer, created) = match result {
@@ -481,7 +496,7 @@ async fn get_meeting_request(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = inner.gate(&headers).await {
+    if let Gate::Refuse(response) = inner.gate(&headers).await {
         return response;
     }
     match inner.lock().meeting_requests.get(&id) {
@@ -504,11 +519,11 @@ async fn list_members(
     headers: HeaderMap,
     Query(query): Query<MemberQuery>,
 ) -> Response {
-    if let Err(response) = inner.gate(&headers).await {
+    if let Gate::Refuse(response) = inner.gate(&headers).await {
         return response;
     }
     let members: Vec<Value> = inner
-        .config
+        .lock()
         .members
         .iter()
         .enumerate()
@@ -537,7 +552,7 @@ async fn list_webhook_endpoints(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    if let Err(response) = inner.gate(&headers).await {
+    if let Gate::Refuse(response) = inner.gate(&headers).await {
         return response;
     }
     let limit = query.limit.unwrap_or(25).clamp(1, 100);
@@ -569,7 +584,7 @@ async fn create_webhook_endpoint(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(response) = inner.gate(&headers).await {
+    if let Gate::Refuse(response) = inner.gate(&headers).await {
         return response;
     }
     let Some(url) = body["url"].as_str().filter(|u| u.starts_with("http")) else {
@@ -617,8 +632,23 @@ mod tests {
         })
     }
 
+    type Mutation = fn(&mut Value);
+
     fn members() -> Vec<String> {
         vec!["owner@vendor.example".into()]
+    }
+
+    #[tokio::test]
+    async fn the_121st_request_within_a_minute_is_refused_with_retry_after() {
+        let sandbox = Sandbox::start(SandboxConfig::default(), ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let inner = &sandbox.inner;
+        for _ in 0..120 {
+            assert_eq!(inner.take_rate_slot(), Ok(()));
+        }
+        let retry_after = inner.take_rate_slot().unwrap_err();
+        assert!((59..=60).contains(&retry_after), "{retry_after}");
     }
 
     #[test]
@@ -631,7 +661,7 @@ mod tests {
 
     #[test]
     fn the_contract_refuses_what_skipup_refuses() {
-        let cases: Vec<(fn(&mut Value), &str)> = vec![
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 |b| b["organizer_email"] = json!("rep@vendor.example"),
                 "not an active member",

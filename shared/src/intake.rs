@@ -87,9 +87,9 @@ pub async fn submit(
             let unscheduled =
                 existing.status == LeadStatus::Submitted && existing.check_scheduled_at.is_none();
             let existing = if unscheduled {
-                schedule(deps, existing, now).await?
+                schedule(deps, *existing, now).await?
             } else {
-                existing
+                *existing
             };
             Ok(IntakeOutcome::Duplicate(existing))
         }

@@ -72,7 +72,7 @@ pub enum StoreError {
 pub enum CreateOutcome {
     Created,
     /// The same submission, or the same email within the re-submission window.
-    Existing(Lead),
+    Existing(Box<Lead>),
 }
 
 /// A way to find a lead other than its id.

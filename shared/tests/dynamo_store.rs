@@ -96,7 +96,7 @@ async fn the_same_submission_twice_is_one_lead() {
     );
     assert_eq!(
         store.create_lead(&again, &e, WINDOW).await.unwrap(),
-        CreateOutcome::Existing(lead.clone())
+        CreateOutcome::Existing(Box::new(lead.clone()))
     );
     assert_eq!(store.timeline(&lead.id).await.unwrap().len(), 1);
 }
@@ -119,7 +119,7 @@ async fn the_same_email_within_the_window_is_the_same_lead_and_after_it_a_new_on
     assert_ne!(other_form.id, first.id);
     assert_eq!(
         store.create_lead(&other_form, &e, WINDOW).await.unwrap(),
-        CreateOutcome::Existing(first.clone())
+        CreateOutcome::Existing(Box::new(first.clone()))
     );
     let next_week = Lead::new(
         profile("dana@northwind.example", Some("s3")),

@@ -397,7 +397,7 @@ impl LeadStore for DynamoLeadStore {
                 };
                 let id = claimed.unwrap_or_else(|| lead.id.clone());
                 match self.get_lead(&id).await? {
-                    Some(existing) => Ok(CreateOutcome::Existing(existing)),
+                    Some(existing) => Ok(CreateOutcome::Existing(Box::new(existing))),
                     // Claimed and released in between: let the caller try again.
                     None => Err(StoreError::Conflict),
                 }

@@ -29,6 +29,16 @@ impl MemoryQueue {
         Self::default()
     }
 
+    /// Adds a message body as it is, without deduplication (tests, replays).
+    pub fn send_raw(&self, body: String) {
+        self.lock().messages.push_back(QueueMessage {
+            body,
+            group_id: None,
+            dedup_id: None,
+            delay_seconds: None,
+        });
+    }
+
     /// Takes every waiting message, oldest first.
     pub fn drain(&self) -> Vec<QueueMessage> {
         self.lock().messages.drain(..).collect()
@@ -117,7 +127,7 @@ impl LeadStore for MemoryLeadStore {
             .or_else(|| state.leads.contains_key(&lead.id).then(|| lead.id.clone()))
             .and_then(|id| state.leads.get(&id).cloned());
         if let Some(existing) = existing {
-            return Ok(CreateOutcome::Existing(existing));
+            return Ok(CreateOutcome::Existing(Box::new(existing)));
         }
         state
             .claims
@@ -164,7 +174,7 @@ impl LeadStore for MemoryLeadStore {
 
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
         let mut entries = self.lock().timelines.get(id).cloned().unwrap_or_default();
-        entries.sort_by(|a, b| a.at.cmp(&b.at));
+        entries.sort_by_key(|a| a.at);
         Ok(entries)
     }
 }
