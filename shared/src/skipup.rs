@@ -187,16 +187,48 @@ enum ErrorDetail {
     Text(String),
 }
 
-/// `(type, message)` from an error body, tolerating both documented shapes.
+/// `(type, message)` from an error body, tolerating both documented shapes. The
+/// message goes to logs and onto the lead, so email addresses in it are masked.
 fn error_parts(body: &str) -> (String, String) {
-    match serde_json::from_str::<ErrorBody>(body).map(|b| b.error) {
+    let (kind, message) = match serde_json::from_str::<ErrorBody>(body).map(|b| b.error) {
         Ok(ErrorDetail::Structured { kind, message }) => (
             kind.unwrap_or_default(),
             message.unwrap_or_else(|| "no message".into()),
         ),
         Ok(ErrorDetail::Text(text)) => (String::new(), text),
         Err(_) => (String::new(), body.chars().take(200).collect()),
+    };
+    (kind, mask_emails(&message))
+}
+
+/// Replaces every `local@domain.tld` in `text` with `<email>`.
+fn mask_emails(text: &str) -> String {
+    let is_part = |c: char| c.is_alphanumeric() || "._%+-".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| is_part(*c))
+            .last()
+            .map_or(at, |(i, _)| i);
+        let end = rest[at + 1..]
+            .char_indices()
+            .find(|(_, c)| !is_part(*c))
+            .map_or(rest.len(), |(i, _)| at + 1 + i);
+        let domain = rest[at + 1..end].trim_end_matches('.');
+        if start < at && domain.contains('.') {
+            out.push_str(&rest[..start]);
+            out.push_str("<email>");
+            out.push_str(&rest[at + 1 + domain.len()..end]);
+        } else {
+            out.push_str(&rest[..end]);
+        }
+        rest = &rest[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
@@ -424,6 +456,23 @@ mod tests {
         assert_eq!(
             error_parts("<html>bad gateway</html>").1,
             "<html>bad gateway</html>"
+        );
+    }
+
+    #[test]
+    fn email_addresses_in_skipup_messages_are_masked() {
+        assert_eq!(
+            mask_emails("organizer_email owner@vendor.example is not an active member."),
+            "organizer_email <email> is not an active member."
+        );
+        assert_eq!(mask_emails("a@b.io, c.d+e@f.co.uk"), "<email>, <email>");
+        assert_eq!(
+            mask_emails("no address @ here, user@localhost"),
+            "no address @ here, user@localhost"
+        );
+        assert_eq!(
+            error_parts(r#"{"error":"Invalid key for dana@northwind.example"}"#).1,
+            "Invalid key for <email>"
         );
     }
 

@@ -20,7 +20,7 @@ use shared::signature::{SecretSet, TimestampedSignature};
 use testkit::sign::python_sign;
 
 const SECRET: &str = "whsec_forms_test";
-const FIXTURE: &str = include_str!("fixtures/apigw-v2-form.json");
+const FIXTURE: &str = include_str!("../../../events/form-intake.json");
 
 /// A queue that can be switched off, to test what happens when SQS is down.
 #[derive(Default)]
