@@ -68,13 +68,14 @@ pub async fn submit(
     let now = deps.clock.now();
     let lead = Lead::new(profile, now, deps.settings.delay);
     let entry = TimelineEntry {
-        at: now,
+        at: lead.submitted_at,
         event_id: event_id.to_string(),
         source: source.to_string(),
         status: Some(LeadStatus::Submitted),
         detail: format!(
             "submitted; recovery check due at {}",
-            lead.due_at.to_rfc3339()
+            lead.due_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),
     };
     match deps

@@ -284,7 +284,10 @@ pub struct Lead {
 }
 
 impl Lead {
+    /// Times are kept to the millisecond, the precision they are stored with.
     pub fn new(profile: LeadProfile, submitted_at: DateTime<Utc>, delay: chrono::Duration) -> Self {
+        use chrono::SubsecRound;
+        let submitted_at = submitted_at.trunc_subsecs(3);
         Self {
             id: profile.lead_id(submitted_at),
             profile,
