@@ -141,31 +141,11 @@ impl Moto {
     /// Receives (and deletes) every message waiting on `queue_url`, with its system
     /// attributes (group id, deduplication id).
     pub async fn drain_queue(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let mut all = Vec::new();
         loop {
-            let batch = client
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .expect("receive from moto")
-                .messages
-                .unwrap_or_default();
+            let batch = self.receive(queue_url, 1).await;
             if batch.is_empty() {
                 return all;
-            }
-            for message in &batch {
-                client
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .set_receipt_handle(message.receipt_handle.clone())
-                    .send()
-                    .await
-                    .expect("delete from moto");
             }
             all.extend(batch);
         }

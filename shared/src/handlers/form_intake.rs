@@ -2,10 +2,10 @@
 //! submission; the lead is recorded once and its recovery check scheduled. Answers
 //! 202 with the lead id.
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::json_response;
+use super::{error_response, json_response};
 use crate::form::{ValidationErrors, parse_form};
 use crate::intake::{IntakeDeps, IntakeError, IntakeOutcome, submit};
 use crate::signature::{SignatureError, TimestampedSignature};
@@ -76,13 +76,7 @@ impl FormError {
         if let FormError::Invalid(errors) = &self {
             body["fields"] = json!(errors.0);
         }
-        let mut response = json_response(self.status(), body);
-        if matches!(self, FormError::MethodNotAllowed) {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        }
-        response
+        error_response(self.status(), body)
     }
 }
 

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::json_response;
+use super::{error_response, json_response};
 use crate::config::IngestConfig;
 use crate::inbound::{InboundEvent, Provider};
 use crate::ports::{Clock, Queue, QueueError};
@@ -106,16 +106,10 @@ impl IngestError {
     }
 
     fn into_response(self) -> Response<String> {
-        let mut response = json_response(
+        error_response(
             self.status(),
             json!({ "error": self.code(), "message": self.to_string() }),
-        );
-        if matches!(self, IngestError::MethodNotAllowed) {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        }
-        response
+        )
     }
 }
 
