@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod inbound;
 pub mod intake;
 pub mod lead;
+pub mod lifecycle;
 pub mod metrics;
 pub mod ports;
 pub mod recovery;

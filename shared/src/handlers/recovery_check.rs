@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, TimelineEntry};
+use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
 use crate::ports::{Clock, LeadStore, Pointer, Queue, Redelivery, SkipUpApi, StoreError};
 use crate::recovery::{
@@ -275,7 +276,7 @@ async fn record_requested(
         }
         // A booking signal may have moved the lead meanwhile: keep its status, but
         // still remember the request so its webhooks find the lead.
-        let status = (lead.status == LeadStatus::Submitted).then_some(LeadStatus::MeetingRequested);
+        let status = transition(lead.status, LeadEvent::MeetingRequestCreated);
         if let Some(status) = status {
             lead.status = status;
         }
