@@ -322,7 +322,7 @@ fn parse_skipcalls(top: &Map<String, Value>) -> Parsed {
 }
 
 /// Keeps a leading `+` and the digits; too few digits is no phone number.
-fn normalize_phone(raw: &str) -> Option<String> {
+pub(crate) fn normalize_phone(raw: &str) -> Option<String> {
     let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 6 {
         return None;

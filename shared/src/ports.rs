@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::inbound::normalize_phone;
 use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::skipup::{
     CreateMeetingRequest, MeetingRequest, NewWebhookEndpoint, SkipUpError, WebhookEndpoint,
@@ -80,6 +81,28 @@ pub enum CreateOutcome {
 pub enum Pointer {
     MeetingRequest(String),
     SkodeLead(String),
+    /// A normalized phone number (`+` and digits), written at intake.
+    Phone(String),
+    /// The lead the address last started (its email claim).
+    Email(EmailAddress),
+}
+
+impl Pointer {
+    /// The pointers a new lead gets besides its email claim.
+    pub fn for_new_lead(lead: &Lead) -> Vec<Pointer> {
+        let p = &lead.profile;
+        p.skode_lead_id
+            .clone()
+            .map(Pointer::SkodeLead)
+            .into_iter()
+            .chain(
+                p.phone
+                    .as_deref()
+                    .and_then(normalize_phone)
+                    .map(Pointer::Phone),
+            )
+            .collect()
+    }
 }
 
 /// The system of record for leads and their timelines.
@@ -99,7 +122,8 @@ pub trait LeadStore: Send + Sync {
 
     /// Replaces the lead if its stored version is still `lead.version` (the stored
     /// copy gets `lead.version + 1`), appending `entry` to its timeline and adding
-    /// `pointer`, all or nothing. [`StoreError::Conflict`] when it changed meanwhile.
+    /// `pointer`, all or nothing. [`StoreError::Conflict`] when it changed meanwhile,
+    /// or when the timeline already holds `entry` (same time and event id).
     async fn save_lead(
         &self,
         lead: &Lead,
@@ -111,6 +135,21 @@ pub trait LeadStore: Send + Sync {
 
     /// The lead's timeline, oldest first.
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError>;
+}
+
+/// Provider events already processed (kept for a while), and events no lead matched
+/// (kept for an operator, never dropped).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    async fn seen(&self, key: &str) -> Result<bool, StoreError>;
+    async fn mark_seen(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn keep_unmatched(
+        &self,
+        key: &str,
+        reason: &str,
+        event_json: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The SkipUp API, as the handlers use it.

@@ -238,3 +238,80 @@ async fn an_unreachable_table_is_unavailable_not_a_conflict() {
         Err(StoreError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_new_lead_is_found_by_its_phone_skode_id_and_email() {
+    let store = store().await;
+    let mut p = profile("Dana@Northwind.example", Some("s1"));
+    p.skode_lead_id = Some("lead_7c1e2a".into());
+    let lead = Lead::new(p, at("2026-11-22T09:00:00Z"), TimeDelta::minutes(30));
+    store
+        .create_lead(&lead, &entry(lead.submitted_at, "intake", None), WINDOW)
+        .await
+        .unwrap();
+    for pointer in [
+        Pointer::Phone("+14155550142".into()),
+        Pointer::SkodeLead("lead_7c1e2a".into()),
+        Pointer::Email(EmailAddress::parse("dana@northwind.example").unwrap()),
+    ] {
+        assert_eq!(
+            store.find_lead(&pointer).await.unwrap(),
+            Some(lead.id.clone()),
+            "{pointer:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .find_lead(&Pointer::Phone("+10000000000".into()))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_same_timeline_entry_is_appended_once() {
+    let store = store().await;
+    let lead = Lead::new(
+        profile("dana@northwind.example", None),
+        at("2026-11-22T09:00:00Z"),
+        TimeDelta::minutes(30),
+    );
+    store
+        .create_lead(&lead, &entry(lead.submitted_at, "intake", None), WINDOW)
+        .await
+        .unwrap();
+    let booked = entry(
+        at("2026-11-22T10:00:00Z"),
+        "skipup:evt_1",
+        Some(LeadStatus::MeetingScheduled),
+    );
+    store.save_lead(&lead, Some(&booked), None).await.unwrap();
+    let mut again = store.get_lead(&lead.id).await.unwrap().unwrap();
+    again.status_reason = Some("replayed".into());
+    assert!(matches!(
+        store.save_lead(&again, Some(&booked), None).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.timeline(&lead.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn processed_and_unmatched_events_are_recorded() {
+    use shared::ports::EventLog;
+    let store = store().await;
+    let later = at("2026-12-01T00:00:00Z");
+    assert!(!store.seen("skipup:evt_1").await.unwrap());
+    store.mark_seen("skipup:evt_1", later).await.unwrap();
+    assert!(store.seen("skipup:evt_1").await.unwrap());
+    assert!(!store.seen("skipup:evt_2").await.unwrap());
+    store
+        .keep_unmatched(
+            "skipcalls:CALL_COMPLETED:call_1",
+            "no lead with this phone",
+            "{}",
+            later,
+        )
+        .await
+        .unwrap();
+}

@@ -5,7 +5,9 @@
 //! | lead | `LEAD#{lead_id}` | `LEAD` | profile, `status`, dates (RFC 3339), recovery, `version`, `day` (GSI `by_day`) |
 //! | timeline entry | `LEAD#{lead_id}` | `T#{at}#{event_id}` | `at`, `event_id`, `source`, `status`, `detail` |
 //! | email claim | `EMAIL#{email}` | `CLAIM` | `lead_id`, `claimed_at` (epoch s), `expires_at` (TTL) |
-//! | pointer | `MR#{meeting_request_id}` or `SKODE#{skode_lead_id}` | `POINTER` | `lead_id` |
+//! | pointer | `MR#{meeting_request_id}`, `SKODE#{skode_lead_id}` or `PHONE#{+digits}` | `POINTER` | `lead_id` |
+//! | processed event | `EVENT#{provider}:{event_id}` | `SEEN` | `expires_at` (TTL) |
+//! | unmatched event | `UNMATCHED#{provider}:{event_id}` | `EVENT` | `reason`, `event` (JSON), `expires_at` (TTL) |
 //!
 //! A new lead, its first timeline entry and its email claim are written in one
 //! transaction; so is every later change with its timeline entry and pointer, under a
@@ -22,7 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::lead::{
     EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, TimeZoneName, TimelineEntry,
 };
-use crate::ports::{CreateOutcome, LeadStore, Pointer, StoreError};
+use crate::ports::{CreateOutcome, EventLog, LeadStore, Pointer, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -108,11 +110,23 @@ fn lead_key(id: &LeadId) -> String {
     format!("LEAD#{id}")
 }
 
-fn pointer_key(pointer: &Pointer) -> String {
+/// `(pk, sk)` of the item a pointer is read from.
+fn pointer_key(pointer: &Pointer) -> (String, &'static str) {
     match pointer {
-        Pointer::MeetingRequest(id) => format!("MR#{id}"),
-        Pointer::SkodeLead(id) => format!("SKODE#{id}"),
+        Pointer::MeetingRequest(id) => (format!("MR#{id}"), "POINTER"),
+        Pointer::SkodeLead(id) => (format!("SKODE#{id}"), "POINTER"),
+        Pointer::Phone(phone) => (format!("PHONE#{phone}"), "POINTER"),
+        Pointer::Email(email) => (format!("EMAIL#{email}"), "CLAIM"),
     }
+}
+
+fn pointer_item(pointer: &Pointer, id: &LeadId) -> Item {
+    let (pk, sk) = pointer_key(pointer);
+    HashMap::from([
+        ("pk".to_string(), s(pk)),
+        ("sk".to_string(), s(sk)),
+        ("lead_id".to_string(), s(id.as_str())),
+    ])
 }
 
 fn lead_to_item(lead: &Lead, version: u64) -> Item {
@@ -336,6 +350,11 @@ fn item_to_entry(item: &Item) -> Result<TimelineEntry, StoreError> {
     })
 }
 
+/// A timeline entry is appended once: the same time and event id again is a conflict.
+fn new_entry() -> Option<(&'static str, Item)> {
+    Some(("attribute_not_exists(pk)", HashMap::new()))
+}
+
 /// Claims are kept a day past the window, then expire by TTL.
 const CLAIM_GRACE_SECS: i64 = 86_400;
 
@@ -363,9 +382,12 @@ impl LeadStore for DynamoLeadStore {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let window_start = (lead.submitted_at - resubmit_window).timestamp();
-        let result = self
-            .client
-            .transact_write_items()
+        let mut transaction = self.client.transact_write_items();
+        for pointer in Pointer::for_new_lead(lead) {
+            transaction =
+                transaction.transact_items(self.put(pointer_item(&pointer, &lead.id), None));
+        }
+        let result = transaction
             .transact_items(self.put(
                 claim,
                 Some((
@@ -377,7 +399,7 @@ impl LeadStore for DynamoLeadStore {
                 lead_to_item(lead, lead.version),
                 Some(("attribute_not_exists(pk)", HashMap::new())),
             ))
-            .transact_items(self.put(entry_to_item(&lead.id, entry), None))
+            .transact_items(self.put(entry_to_item(&lead.id, entry), new_entry()))
             .send()
             .await;
         match result.map_err(write_error) {
@@ -429,21 +451,18 @@ impl LeadStore for DynamoLeadStore {
             .transact_items(self.put(lead_to_item(lead, lead.version + 1), Some(condition)));
         if let Some(entry) = entry {
             transaction =
-                transaction.transact_items(self.put(entry_to_item(&lead.id, entry), None));
+                transaction.transact_items(self.put(entry_to_item(&lead.id, entry), new_entry()));
         }
         if let Some(pointer) = pointer {
-            let item: Item = HashMap::from([
-                ("pk".to_string(), s(pointer_key(pointer))),
-                ("sk".to_string(), s("POINTER")),
-                ("lead_id".to_string(), s(lead.id.as_str())),
-            ]);
-            transaction = transaction.transact_items(self.put(item, None));
+            transaction =
+                transaction.transact_items(self.put(pointer_item(pointer, &lead.id), None));
         }
         transaction.send().await.map(|_| ()).map_err(write_error)
     }
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {
-        match self.get_item(pointer_key(pointer), "POINTER").await? {
+        let (pk, sk) = pointer_key(pointer);
+        match self.get_item(pk, sk).await? {
             Some(item) => {
                 let id = Reader(&item).req("lead_id")?;
                 LeadId::parse(&id)
@@ -542,4 +561,53 @@ pub async fn create_leads_table(client: &Client, table: &str) -> Result<(), Stor
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+impl DynamoLeadStore {
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoLeadStore {
+    async fn seen(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get_item(format!("EVENT#{key}"), "SEEN")
+            .await?
+            .is_some())
+    }
+
+    async fn mark_seen(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.put_item(HashMap::from([
+            ("pk".to_string(), s(format!("EVENT#{key}"))),
+            ("sk".to_string(), s("SEEN")),
+            ("expires_at".to_string(), n(expires_at.timestamp())),
+        ]))
+        .await
+    }
+
+    async fn keep_unmatched(
+        &self,
+        key: &str,
+        reason: &str,
+        event_json: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.put_item(HashMap::from([
+            ("pk".to_string(), s(format!("UNMATCHED#{key}"))),
+            ("sk".to_string(), s("EVENT")),
+            ("reason".to_string(), s(reason)),
+            ("event".to_string(), s(event_json)),
+            ("expires_at".to_string(), n(expires_at.timestamp())),
+        ]))
+        .await
+    }
 }

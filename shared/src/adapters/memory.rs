@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::ports::{
-    CreateOutcome, LeadStore, Pointer, Queue, QueueError, QueueMessage, StoreError,
+    CreateOutcome, EventLog, LeadStore, Pointer, Queue, QueueError, QueueMessage, StoreError,
 };
 
 /// A queue in memory. Like an SQS FIFO queue it drops a message whose dedup id it has
@@ -86,11 +86,18 @@ struct LeadState {
     /// Which lead an email last started, and when.
     claims: HashMap<EmailAddress, (LeadId, DateTime<Utc>)>,
     pointers: HashMap<Pointer, LeadId>,
+    seen: HashSet<String>,
+    unmatched: Vec<(String, String, String)>,
 }
 
 impl MemoryLeadStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Events kept because no lead matched them: `(key, reason, event JSON)`.
+    pub fn unmatched(&self) -> Vec<(String, String, String)> {
+        self.lock().unmatched.clone()
     }
 
     /// Every lead, for reports and tests.
@@ -132,6 +139,9 @@ impl LeadStore for MemoryLeadStore {
         state
             .claims
             .insert(email.clone(), (lead.id.clone(), lead.submitted_at));
+        for pointer in Pointer::for_new_lead(lead) {
+            state.pointers.insert(pointer, lead.id.clone());
+        }
         state.leads.insert(lead.id.clone(), lead.clone());
         state.timelines.insert(lead.id.clone(), vec![entry.clone()]);
         Ok(CreateOutcome::Created)
@@ -152,6 +162,15 @@ impl LeadStore for MemoryLeadStore {
             Some(stored) if stored.version == lead.version => {}
             _ => return Err(StoreError::Conflict),
         }
+        if let Some(entry) = entry {
+            let timeline = state.timelines.get(&lead.id);
+            if timeline.is_some_and(|t| {
+                t.iter()
+                    .any(|e| e.at == entry.at && e.event_id == entry.event_id)
+            }) {
+                return Err(StoreError::Conflict);
+            }
+        }
         let mut saved = lead.clone();
         saved.version += 1;
         state.leads.insert(lead.id.clone(), saved);
@@ -169,12 +188,44 @@ impl LeadStore for MemoryLeadStore {
     }
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {
-        Ok(self.lock().pointers.get(pointer).cloned())
+        let state = self.lock();
+        Ok(match pointer {
+            Pointer::Email(email) => state.claims.get(email).map(|(id, _)| id.clone()),
+            other => state.pointers.get(other).cloned(),
+        })
     }
 
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
         let mut entries = self.lock().timelines.get(id).cloned().unwrap_or_default();
         entries.sort_by_key(|a| a.at);
         Ok(entries)
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryLeadStore {
+    async fn seen(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().seen.contains(key))
+    }
+
+    async fn mark_seen(&self, key: &str, _expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.lock().seen.insert(key.to_string());
+        Ok(())
+    }
+
+    async fn keep_unmatched(
+        &self,
+        key: &str,
+        reason: &str,
+        event_json: &str,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.unmatched.iter().any(|(k, _, _)| k == key) {
+            state
+                .unmatched
+                .push((key.to_string(), reason.to_string(), event_json.to_string()));
+        }
+        Ok(())
     }
 }
