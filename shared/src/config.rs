@@ -315,6 +315,34 @@ impl RecoveryConfig {
     }
 }
 
+/// Settings of `crm-sync`.
+#[derive(Debug)]
+pub struct CrmConfig {
+    pub resources: LeadResources,
+    pub intake: IntakeSettings,
+    /// `EVENT_DEDUPE_SECONDS` (default 7 days): how long a processed event id is kept.
+    pub seen_for: chrono::Duration,
+    /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
+    pub skode_booked_statuses: Vec<String>,
+}
+
+impl CrmConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: LeadResources::from_env(env)?,
+            intake: intake_settings(env)?,
+            seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
+            skode_booked_statuses: env
+                .get("SKODE_BOOKED_STATUSES")
+                .unwrap_or_else(|| "meeting_booked,meeting_scheduled".into())
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,7 +185,8 @@ struct Parsed {
     subject: Subject,
 }
 
-fn text<'a>(object: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+/// The first non-blank string among `keys`.
+pub fn text<'a>(object: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .filter_map(|k| object.get(*k).and_then(Value::as_str))
         .map(str::trim)
@@ -205,13 +206,11 @@ fn is_meeting_request(object: &Map<String, Value>) -> bool {
     text(object, &["id"]).is_some_and(|id| id.starts_with("mr_"))
 }
 
-/// SkipUp: event name in `type` or `event`; the meeting request in `data`,
-/// `data.object`, `data.meeting_request`, or the top level; the event id in `id`
-/// unless that is the meeting request's own id.
-fn parse_skipup(top: &Map<String, Value>) -> Parsed {
-    let event_type = text(top, &["type", "event"]).map(str::to_owned);
+/// The meeting request in a SkipUp payload: in `data`, `data.object`,
+/// `data.meeting_request`, or the top level (the object whose `id` starts `mr_`).
+pub fn skipup_meeting_request(top: &Map<String, Value>) -> Option<&Map<String, Value>> {
     let data = child(top, "data");
-    let meeting_request = [
+    [
         data,
         data.and_then(|d| child(d, "object")),
         data.and_then(|d| child(d, "meeting_request")),
@@ -219,7 +218,22 @@ fn parse_skipup(top: &Map<String, Value>) -> Parsed {
     ]
     .into_iter()
     .flatten()
-    .find(|candidate| is_meeting_request(candidate));
+    .find(|candidate| is_meeting_request(candidate))
+}
+
+/// The call in a SkipCalls payload: `call`, `data`, or the top level (ZAPIER is flat).
+pub fn skipcalls_call(top: &Map<String, Value>) -> &Map<String, Value> {
+    child(top, "call")
+        .or_else(|| child(top, "data"))
+        .unwrap_or(top)
+}
+
+/// SkipUp: event name in `type` or `event`; the meeting request as found by
+/// [`skipup_meeting_request`]; the event id in `id` unless that is the meeting
+/// request's own id.
+fn parse_skipup(top: &Map<String, Value>) -> Parsed {
+    let event_type = text(top, &["type", "event"]).map(str::to_owned);
+    let meeting_request = skipup_meeting_request(top);
     let event_id = text(top, &["id"])
         .filter(|id| !id.starts_with("mr_"))
         .map(str::to_owned);

@@ -279,8 +279,29 @@ pub struct Lead {
     pub meeting_request_id: Option<String>,
     pub organizer_email: Option<EmailAddress>,
     pub updated_at: DateTime<Utc>,
+    /// Keys of the last provider events applied to this lead, newest last, so that a
+    /// redelivered event is recognized inside the same versioned write.
+    pub applied_events: Vec<String>,
     /// Optimistic concurrency: bumped by every save.
     pub version: u64,
+}
+
+/// How many applied event keys a lead remembers.
+pub const APPLIED_EVENTS_KEPT: usize = 32;
+
+impl Lead {
+    pub fn has_applied(&self, event_key: &str) -> bool {
+        self.applied_events.iter().any(|k| k == event_key)
+    }
+
+    pub fn remember_applied(&mut self, event_key: &str) {
+        self.applied_events.push(event_key.to_string());
+        let excess = self
+            .applied_events
+            .len()
+            .saturating_sub(APPLIED_EVENTS_KEPT);
+        self.applied_events.drain(..excess);
+    }
 }
 
 impl Lead {
@@ -300,6 +321,7 @@ impl Lead {
             meeting_request_id: None,
             organizer_email: None,
             updated_at: submitted_at,
+            applied_events: Vec::new(),
             version: 0,
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | lead | `LEAD#{lead_id}` | `LEAD` | profile, `status`, dates (RFC 3339), recovery, `version`, `day` (GSI `by_day`) |
+//! | lead | `LEAD#{lead_id}` | `LEAD` | profile, `status`, dates (RFC 3339), recovery, `applied_events`, `version`, `day` (GSI `by_day`) |
 //! | timeline entry | `LEAD#{lead_id}` | `T#{at}#{event_id}` | `at`, `event_id`, `source`, `status`, `detail` |
 //! | email claim | `EMAIL#{email}` | `CLAIM` | `lead_id`, `claimed_at` (epoch s), `expires_at` (TTL) |
 //! | pointer | `MR#{meeting_request_id}`, `SKODE#{skode_lead_id}` or `PHONE#{+digits}` | `POINTER` | `lead_id` |
@@ -185,6 +185,10 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
             .collect();
         item.insert("answers".into(), AttributeValue::L(answers));
     }
+    if !lead.applied_events.is_empty() {
+        let keys = lead.applied_events.iter().map(s).collect();
+        item.insert("applied_events".into(), AttributeValue::L(keys));
+    }
     if let Some(r) = &lead.recovery {
         item.insert("recovery_key".into(), s(&r.idempotency_key));
         item.insert("recovery_started_at".into(), time(r.started_at));
@@ -312,6 +316,12 @@ fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
         meeting_request_id: r.opt("meeting_request_id"),
         organizer_email: r.email_opt("organizer_email")?,
         updated_at: r.time("updated_at")?,
+        applied_events: match item.get("applied_events") {
+            Some(AttributeValue::L(list)) => {
+                list.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
+            }
+            _ => Vec::new(),
+        },
         version: r.number("version")?,
     })
 }

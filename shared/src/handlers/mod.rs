@@ -1,11 +1,31 @@
 //! Handlers: one async function per Lambda function, called alike by the Lambda
 //! binaries, the local stack and the tests.
 
+pub mod crm_sync;
 pub mod form_intake;
 pub mod recovery_check;
 pub mod webhook_ingest;
 
+use std::time::Duration;
+
 use http::{HeaderValue, Response, StatusCode, header};
+
+/// A queue message that must come back later; `after` sets when (else the queue's
+/// own visibility timeout applies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryLater {
+    pub after: Option<Duration>,
+    pub reason: String,
+}
+
+impl RetryLater {
+    pub(crate) fn after(after: Duration, reason: impl ToString) -> Self {
+        Self {
+            after: Some(after),
+            reason: reason.to_string(),
+        }
+    }
+}
 
 /// A JSON error answer; a 405 names the one method every route takes.
 pub(crate) fn error_response(status: StatusCode, body: serde_json::Value) -> Response<String> {

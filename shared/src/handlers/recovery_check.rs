@@ -52,21 +52,7 @@ pub enum CheckOutcome {
     Failed { reason: String },
 }
 
-/// The message must come back later; `after` sets when (else the queue's default).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryLater {
-    pub after: Option<Duration>,
-    pub reason: String,
-}
-
-impl RetryLater {
-    fn after(after: Duration, reason: impl ToString) -> Self {
-        Self {
-            after: Some(after),
-            reason: reason.to_string(),
-        }
-    }
-}
+pub use super::RetryLater;
 
 /// Handles one SQS batch; failed messages are listed for redelivery, the rest are
 /// deleted by Lambda.

@@ -1,0 +1,400 @@
+//! `crm-sync`: applies verified webhook events from the CRM FIFO queue to leads.
+//! Each event is applied once (processed-event markers, and the lead's own list of
+//! applied events inside the versioned write), through the monotonic lifecycle, with
+//! one timeline entry; an event no lead matches is kept for an operator, never dropped.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::TimeDelta;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use super::RetryLater;
+use crate::form::profile_from_skode_lead;
+use crate::inbound::{
+    InboundEvent, Payload, Provider, Subject, skipcalls_call, skipup_meeting_request, text,
+};
+use crate::intake::{IntakeDeps, submit};
+use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
+use crate::lifecycle::{LeadEvent, transition};
+use crate::metrics;
+use crate::ports::{EventLog, LeadStore, Pointer, StoreError};
+use crate::recovery::backoff;
+use crate::update::{Change, update_lead};
+
+/// Function name in metrics.
+const FUNCTION: &str = "crm-sync";
+
+pub struct CrmDeps {
+    pub store: Arc<dyn LeadStore>,
+    pub events: Arc<dyn EventLog>,
+    /// Skode `lead.created` starts the same intake as `POST /forms`.
+    pub intake: IntakeDeps,
+    /// How long a processed event id is remembered: well beyond the providers'
+    /// retries (SkipUp about 40 minutes, Skode up to 24 hours).
+    pub seen_for: TimeDelta,
+    /// Skode lead statuses that mean the prospect booked on their own.
+    pub skode_booked_statuses: Vec<String>,
+}
+
+/// What syncing one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncOutcome {
+    /// Processed before: nothing done.
+    Duplicate,
+    /// Appended to the lead's timeline, moving its status when `status` is set.
+    Applied {
+        lead_id: LeadId,
+        status: Option<LeadStatus>,
+    },
+    /// Late or repeated: the lifecycle says it changes nothing.
+    NoChange { lead_id: LeadId },
+    /// A Skode `lead.created` went through intake.
+    LeadCreated { lead_id: LeadId },
+    /// No lead matched, or the shape was not understood: kept for an operator.
+    Kept { reason: String },
+    /// An event type the pipeline does not act on.
+    Ignored,
+}
+
+/// Handles one FIFO batch. Once a message fails, every later one fails too, so
+/// their order within a message group is kept.
+pub async fn handle(deps: &CrmDeps, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut failed = false;
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        if failed {
+            response.add_failure(message_id);
+            continue;
+        }
+        let span = tracing::info_span!("sync", message_id = %message_id);
+        let result = async {
+            let event: InboundEvent = serde_json::from_str(record.body.as_deref().unwrap_or(""))
+                .map_err(|e| RetryLater {
+                    after: None,
+                    reason: format!("malformed CRM message: {e}"),
+                })?;
+            sync(deps, &event).await
+        }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        match result {
+            Ok(outcome) => tracing::info!(?outcome, "event synced"),
+            Err(retry) => {
+                tracing::warn!(reason = %retry.reason, "event will be retried");
+                failed = true;
+                response.add_failure(message_id);
+            }
+        }
+    }
+    response
+}
+
+fn retry(error: StoreError) -> RetryLater {
+    RetryLater::after(backoff(1), error)
+}
+
+/// Applies one event.
+pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, RetryLater> {
+    let key = format!("{}:{}", event.provider, event.event_id);
+    if deps.events.seen(&key).await.map_err(retry)? {
+        return Ok(SyncOutcome::Duplicate);
+    }
+    let outcome = match (&event.payload, event.recognized) {
+        (Payload::Json(Value::Object(top)), true) => match event.provider {
+            Provider::SkipUp => sync_skipup(deps, event, &key, top).await?,
+            Provider::SkipCalls => sync_skipcalls(deps, event, &key, top).await?,
+            Provider::Skode => sync_skode(deps, event, &key, top).await?,
+        },
+        _ => SyncOutcome::Kept {
+            reason: "payload shape not recognized".into(),
+        },
+    };
+    match &outcome {
+        SyncOutcome::Kept { reason } => {
+            let json = serde_json::to_string(event).expect("an inbound event serializes");
+            let expires = deps.intake.clock.now() + TimeDelta::days(30);
+            deps.events
+                .keep_unmatched(&key, reason, &json, expires)
+                .await
+                .map_err(retry)?;
+            tracing::warn!(event = %key, %reason, "event kept for an operator");
+            metrics::count(FUNCTION, &[("UnmatchedEvents", 1.0)]);
+        }
+        SyncOutcome::Applied {
+            status: Some(status),
+            ..
+        } => metrics::count(FUNCTION, &[(status_metric(*status), 1.0)]),
+        _ => {}
+    }
+    deps.events
+        .mark_seen(&key, deps.intake.clock.now() + deps.seen_for)
+        .await
+        .map_err(retry)?;
+    Ok(outcome)
+}
+
+/// Metric name of a status (no spaces).
+fn status_metric(status: LeadStatus) -> &'static str {
+    match status {
+        LeadStatus::Submitted => "Submitted",
+        LeadStatus::BookedDirectly => "BookedDirectly",
+        LeadStatus::MeetingRequested => "MeetingRequested",
+        LeadStatus::FollowUpSent => "FollowUpSent",
+        LeadStatus::MeetingScheduled => "MeetingScheduled",
+        LeadStatus::ReEnterNurture => "ReEnterNurture",
+        LeadStatus::RecoveryFailed => "RecoveryFailed",
+        LeadStatus::Suppressed => "Suppressed",
+    }
+}
+
+async fn find_first(
+    store: &dyn LeadStore,
+    pointers: impl IntoIterator<Item = Pointer>,
+) -> Result<Option<LeadId>, RetryLater> {
+    for pointer in pointers {
+        if let Some(id) = store.find_lead(&pointer).await.map_err(retry)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves the lead by `lead_event` (at most once per event key) and records it.
+async fn apply(
+    deps: &CrmDeps,
+    event: &InboundEvent,
+    key: &str,
+    id: &LeadId,
+    decide: impl Fn(&crate::lead::Lead) -> (Option<LeadStatus>, Option<Pointer>) + Send + Sync,
+    detail: String,
+) -> Result<SyncOutcome, RetryLater> {
+    let mut applied = None;
+    let lead = update_lead(&*deps.store, id, |lead| {
+        applied = None;
+        if lead.has_applied(key) {
+            return None;
+        }
+        let (status, pointer) = decide(lead);
+        if status.is_none() && pointer.is_none() && !detail_only(event) {
+            return None;
+        }
+        if let Some(status) = status {
+            lead.status = status;
+        }
+        if let Some(Pointer::MeetingRequest(mr)) = &pointer {
+            lead.meeting_request_id = Some(mr.clone());
+        }
+        lead.remember_applied(key);
+        lead.updated_at = event.received_at.max(lead.updated_at);
+        applied = Some(status);
+        Some(Change {
+            entry: Some(TimelineEntry {
+                at: event.received_at,
+                event_id: key.to_string(),
+                source: event.provider.to_string(),
+                status,
+                detail: detail.clone(),
+            }),
+            pointer,
+        })
+    })
+    .await
+    .map_err(retry)?;
+    Ok(match (lead, applied) {
+        (None, _) => SyncOutcome::Kept {
+            reason: "the lead disappeared".into(),
+        },
+        (Some(_), Some(status)) => SyncOutcome::Applied {
+            lead_id: id.clone(),
+            status,
+        },
+        (Some(_), None) => SyncOutcome::NoChange {
+            lead_id: id.clone(),
+        },
+    })
+}
+
+/// SkipCalls outcomes go on the timeline without moving the status.
+fn detail_only(event: &InboundEvent) -> bool {
+    event.provider == Provider::SkipCalls
+}
+
+async fn sync_skipup(
+    deps: &CrmDeps,
+    event: &InboundEvent,
+    key: &str,
+    top: &Map<String, Value>,
+) -> Result<SyncOutcome, RetryLater> {
+    let event_type = event.event_type.as_deref().unwrap_or_default();
+    let Some(lead_event) = LeadEvent::from_skipup_type(event_type) else {
+        return Ok(SyncOutcome::Ignored);
+    };
+    let mr = skipup_meeting_request(top);
+    let mr_id = mr.and_then(|m| text(m, &["id"])).map(str::to_owned);
+    let email = match &event.subject {
+        Subject::Email(email) => EmailAddress::parse(email).ok(),
+        _ => None,
+    };
+    let pointers = mr_id
+        .clone()
+        .map(Pointer::MeetingRequest)
+        .into_iter()
+        .chain(email.map(Pointer::Email));
+    let Some(id) = find_first(&*deps.store, pointers).await? else {
+        return Ok(SyncOutcome::Kept {
+            reason: "no lead for this meeting request or participant".into(),
+        });
+    };
+    let detail = format!(
+        "{event_type} ({})",
+        mr_id.as_deref().unwrap_or("no meeting request id")
+    );
+    apply(
+        deps,
+        event,
+        key,
+        &id,
+        |lead| {
+            let ours = mr_id.is_some() && lead.meeting_request_id == mr_id;
+            let effective = match lead_event {
+                // A booking through a request that is not ours, before any outreach.
+                LeadEvent::Booked if !ours && lead.meeting_request_id.is_none() => {
+                    LeadEvent::BookedOnTheirOwn
+                }
+                other => other,
+            };
+            let status = transition(lead.status, effective);
+            // Remember a request we learn of first through its webhook.
+            let pointer = match (&mr_id, &lead.meeting_request_id) {
+                (Some(mr), None) if status == Some(LeadStatus::MeetingRequested) => {
+                    Some(Pointer::MeetingRequest(mr.clone()))
+                }
+                _ => None,
+            };
+            (status, pointer)
+        },
+        detail,
+    )
+    .await
+}
+
+async fn sync_skipcalls(
+    deps: &CrmDeps,
+    event: &InboundEvent,
+    key: &str,
+    top: &Map<String, Value>,
+) -> Result<SyncOutcome, RetryLater> {
+    let pointer = match &event.subject {
+        Subject::Phone(phone) => Some(Pointer::Phone(phone.clone())),
+        Subject::Email(email) => EmailAddress::parse(email).ok().map(Pointer::Email),
+        _ => None,
+    };
+    let Some(id) = find_first(&*deps.store, pointer).await? else {
+        return Ok(SyncOutcome::Kept {
+            reason: "no lead with this phone number or email".into(),
+        });
+    };
+    apply(
+        deps,
+        event,
+        key,
+        &id,
+        |_| (None, None),
+        call_detail(event, top),
+    )
+    .await
+}
+
+/// The call's outcome for the timeline: summary, failure reason, data collected.
+fn call_detail(event: &InboundEvent, top: &Map<String, Value>) -> String {
+    let call = skipcalls_call(top);
+    let mut parts = vec![event.event_type.clone().unwrap_or_default()];
+    if let Some(summary) = text(call, &["short_summary", "summary", "shortSummary"]) {
+        parts.push(summary.to_string());
+    }
+    if let Some(reason) = text(call, &["failure_reason", "failureReason", "error"]) {
+        parts.push(format!("failed: {reason}"));
+    }
+    if let Some(Value::Object(data)) = call
+        .get("data_collected")
+        .or_else(|| call.get("dataCollected"))
+    {
+        let collected: Vec<String> = data
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        if !collected.is_empty() {
+            parts.push(format!("data: {}", collected.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+async fn sync_skode(
+    deps: &CrmDeps,
+    event: &InboundEvent,
+    key: &str,
+    top: &Map<String, Value>,
+) -> Result<SyncOutcome, RetryLater> {
+    let Some(data) = top.get("data").and_then(Value::as_object) else {
+        return Ok(SyncOutcome::Ignored);
+    };
+    match event.event_type.as_deref() {
+        Some("lead.created") => match profile_from_skode_lead(data) {
+            Ok(profile) => {
+                let outcome = submit(&deps.intake, profile, key, "skode")
+                    .await
+                    .map_err(|e| RetryLater::after(backoff(1), e))?;
+                Ok(SyncOutcome::LeadCreated {
+                    lead_id: outcome.lead().id.clone(),
+                })
+            }
+            Err(errors) => Ok(SyncOutcome::Kept {
+                reason: format!("Skode lead cannot start a recovery: {errors}"),
+            }),
+        },
+        Some("lead.updated") => {
+            let pointers = text(data, &["id"])
+                .map(|id| Pointer::SkodeLead(id.to_string()))
+                .into_iter()
+                .chain(
+                    text(data, &["email"])
+                        .and_then(|e| EmailAddress::parse(e).ok())
+                        .map(Pointer::Email),
+                );
+            let Some(id) = find_first(&*deps.store, pointers).await? else {
+                return Ok(SyncOutcome::Kept {
+                    reason: "no lead for this Skode lead".into(),
+                });
+            };
+            let booked = text(data, &["status"]).is_some_and(|s| {
+                deps.skode_booked_statuses
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(s))
+            });
+            if !booked {
+                return Ok(SyncOutcome::NoChange { lead_id: id });
+            }
+            apply(
+                deps,
+                event,
+                key,
+                &id,
+                |lead| (transition(lead.status, LeadEvent::BookedOnTheirOwn), None),
+                format!(
+                    "lead.updated in Skode: status {}",
+                    text(data, &["status"]).unwrap_or_default()
+                ),
+            )
+            .await
+        }
+        _ => Ok(SyncOutcome::Ignored),
+    }
+}

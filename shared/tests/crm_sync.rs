@@ -1,0 +1,377 @@
+//! crm-sync with in-memory ports: webhook events applied once, monotonically, in any
+//! order and any number of times; unmatched events kept; Skode leads taken in.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use shared::adapters::fakes::ManualClock;
+use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
+use shared::handlers::crm_sync::{CrmDeps, SyncOutcome, handle, sync};
+use shared::inbound::{InboundEvent, Provider};
+use shared::intake::{IntakeDeps, IntakeSettings};
+use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
+use shared::ports::{LeadStore, Pointer};
+
+const MR: &str = "mr_01JAXQ7K3M8D2V5R9T4W6Y1B0C";
+const EMAIL: &str = "dana.ruiz@northwind.example";
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct World {
+    deps: CrmDeps,
+    store: Arc<MemoryLeadStore>,
+    checks: Arc<MemoryQueue>,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryLeadStore::new());
+    let checks = Arc::new(MemoryQueue::new());
+    let deps = CrmDeps {
+        store: store.clone(),
+        events: store.clone(),
+        intake: IntakeDeps {
+            store: store.clone(),
+            checks: checks.clone(),
+            clock: Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z"))),
+            settings: IntakeSettings::default(),
+        },
+        seen_for: TimeDelta::days(7),
+        skode_booked_statuses: vec!["meeting_booked".into()],
+    };
+    World {
+        deps,
+        store,
+        checks,
+    }
+}
+
+/// A lead whose recovery request `MR` was accepted (when `requested`).
+async fn lead(w: &World, requested: bool) -> Lead {
+    let profile = LeadProfile {
+        email: EmailAddress::parse(EMAIL).unwrap(),
+        name: "Dana Ruiz".into(),
+        company: None,
+        role: None,
+        phone: Some("+1 (415) 555-0142".into()),
+        timezone: None,
+        assigned_rep_email: None,
+        form_id: None,
+        submission_id: Some("s1".into()),
+        answers: vec![],
+        source: None,
+        skode_lead_id: None,
+    };
+    let mut lead = Lead::new(profile, at("2026-11-22T08:00:00Z"), TimeDelta::minutes(30));
+    let entry = TimelineEntry {
+        at: lead.submitted_at,
+        event_id: "intake".into(),
+        source: "form-intake".into(),
+        status: Some(LeadStatus::Submitted),
+        detail: String::new(),
+    };
+    w.store
+        .create_lead(&lead, &entry, TimeDelta::hours(24))
+        .await
+        .unwrap();
+    if requested {
+        lead.status = LeadStatus::MeetingRequested;
+        lead.meeting_request_id = Some(MR.into());
+        w.store
+            .save_lead(&lead, None, Some(&Pointer::MeetingRequest(MR.into())))
+            .await
+            .unwrap();
+        lead.version += 1;
+    }
+    lead
+}
+
+/// A SkipUp event about `MR` for `EMAIL`, received at minute `minute`.
+fn skipup(event_type: &str, id: &str, minute: i64) -> InboundEvent {
+    let body = json!({
+        "id": id, "type": event_type, "created_at": "2026-11-22T09:00:00Z",
+        "data": {"id": MR, "participant_emails": [EMAIL], "status": "active"}
+    });
+    InboundEvent::from_delivery(
+        Provider::SkipUp,
+        body.to_string().as_bytes(),
+        at("2026-11-22T09:00:00Z") + TimeDelta::minutes(minute),
+    )
+}
+
+async fn status(w: &World, lead: &Lead) -> LeadStatus {
+    w.store.get_lead(&lead.id).await.unwrap().unwrap().status
+}
+
+#[tokio::test]
+async fn skipup_events_move_the_lead_along_the_crm_statuses() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    let follow_up = sync(
+        &w.deps,
+        &skipup("meeting_request.follow_up_sent", "evt_2", 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        follow_up,
+        SyncOutcome::Applied {
+            lead_id: lead.id.clone(),
+            status: Some(LeadStatus::FollowUpSent)
+        }
+    );
+    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    let late = sync(
+        &w.deps,
+        &skipup("meeting_request.follow_up_sent", "evt_4", 4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        late,
+        SyncOutcome::NoChange {
+            lead_id: lead.id.clone()
+        }
+    );
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    sync(&w.deps, &skipup("meeting_request.cancelled", "evt_5", 5))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::ReEnterNurture);
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    let statuses: Vec<_> = timeline.iter().filter_map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            LeadStatus::Submitted,
+            LeadStatus::FollowUpSent,
+            LeadStatus::MeetingScheduled,
+            LeadStatus::ReEnterNurture
+        ]
+    );
+}
+
+#[tokio::test]
+async fn any_order_and_any_number_of_deliveries_end_in_the_same_state() {
+    let events = [
+        skipup("meeting_request.created", "evt_1", 1),
+        skipup("meeting_request.follow_up_sent", "evt_2", 2),
+        skipup("meeting_request.booked", "evt_3", 3),
+    ];
+    for seed in 0..50 {
+        let w = world();
+        let lead = lead(&w, true).await;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut deliveries: Vec<&InboundEvent> = events
+            .iter()
+            .flat_map(|e| std::iter::repeat_n(e, rng.usize(1..=8)))
+            .collect();
+        rng.shuffle(&mut deliveries);
+        for event in deliveries {
+            sync(&w.deps, event).await.unwrap();
+        }
+        assert_eq!(
+            status(&w, &lead).await,
+            LeadStatus::MeetingScheduled,
+            "seed {seed}"
+        );
+        let timeline = w.store.timeline(&lead.id).await.unwrap();
+        let mut ids: Vec<&str> = timeline.iter().map(|e| e.event_id.as_str()).collect();
+        let total = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            total,
+            "seed {seed}: an event appears twice: {timeline:?}"
+        );
+        assert!(ids.contains(&"skipup:evt_3"), "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_after_the_marker_was_lost_is_still_applied_once() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    let booked = skipup("meeting_request.booked", "evt_3", 3);
+    sync(&w.deps, &booked).await.unwrap();
+    // A second crm-sync store without the processed-event marker (as if it was lost).
+    let fresh = Arc::new(MemoryLeadStore::new());
+    let mut deps = world().deps;
+    deps.store = w.store.clone();
+    deps.events = fresh;
+    assert_eq!(
+        sync(&deps, &booked).await.unwrap(),
+        SyncOutcome::NoChange {
+            lead_id: lead.id.clone()
+        }
+    );
+    assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_booking_of_a_request_that_is_not_ours_before_outreach_is_booked_directly() {
+    let w = world();
+    let lead = lead(&w, false).await;
+    sync(&w.deps, &skipup("meeting_request.booked", "evt_9", 1))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::BookedDirectly);
+}
+
+#[tokio::test]
+async fn a_created_webhook_before_our_own_record_marks_the_lead_requested() {
+    let w = world();
+    let lead = lead(&w, false).await;
+    sync(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
+        .await
+        .unwrap();
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, LeadStatus::MeetingRequested);
+    assert_eq!(stored.meeting_request_id.as_deref(), Some(MR));
+    assert_eq!(
+        w.store
+            .find_lead(&Pointer::MeetingRequest(MR.into()))
+            .await
+            .unwrap(),
+        Some(lead.id)
+    );
+}
+
+#[tokio::test]
+async fn an_event_for_no_known_lead_is_kept_and_counted_once() {
+    let w = world();
+    let event = skipup("meeting_request.booked", "evt_orphan", 1);
+    let outcome = sync(&w.deps, &event).await.unwrap();
+    assert!(matches!(outcome, SyncOutcome::Kept { .. }), "{outcome:?}");
+    assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Duplicate);
+    let kept = w.store.unmatched();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, "skipup:evt_orphan");
+    let back: InboundEvent = serde_json::from_str(&kept[0].2).unwrap();
+    assert_eq!(back, event, "the whole event is kept");
+}
+
+#[tokio::test]
+async fn an_unrecognized_payload_is_kept_not_refused() {
+    let w = world();
+    let event = InboundEvent::from_delivery(Provider::SkipUp, br#"{"ping":true}"#, Utc::now());
+    assert!(matches!(
+        sync(&w.deps, &event).await.unwrap(),
+        SyncOutcome::Kept { .. }
+    ));
+    assert_eq!(w.store.unmatched().len(), 1);
+}
+
+#[tokio::test]
+async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phone() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    let body = include_str!("../fixtures/payloads/skipcalls-call-completed-default.json")
+        .replace("+1 (415) 555-0142", "+1 415 555 0142");
+    let event = InboundEvent::from_delivery(Provider::SkipCalls, body.as_bytes(), Utc::now());
+    let outcome = sync(&w.deps, &event).await.unwrap();
+    assert_eq!(
+        outcome,
+        SyncOutcome::Applied {
+            lead_id: lead.id.clone(),
+            status: None
+        }
+    );
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    let call = timeline.last().unwrap();
+    assert!(
+        call.detail
+            .starts_with("CALL_COMPLETED; Interested; wants a Tuesday demo."),
+        "{}",
+        call.detail
+    );
+    assert!(call.detail.contains("preferred_day=Tuesday"));
+    assert_eq!(
+        status(&w, &lead).await,
+        LeadStatus::MeetingRequested,
+        "calls do not move the status"
+    );
+}
+
+#[tokio::test]
+async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked() {
+    let w = world();
+    let body = include_str!("../fixtures/payloads/skode-lead-created.json");
+    let event = InboundEvent::from_delivery(Provider::Skode, body.as_bytes(), Utc::now());
+    let SyncOutcome::LeadCreated { lead_id } = sync(&w.deps, &event).await.unwrap() else {
+        panic!("intake expected");
+    };
+    assert_eq!(w.checks.len(), 1, "its check is scheduled");
+    let update = json!({"id": "evt_upd", "event": "lead.updated", "created_at": "2026-11-22T09:30:00Z",
+                        "data": {"id": "lead_7c1e2a", "status": "meeting_booked"}});
+    let event =
+        InboundEvent::from_delivery(Provider::Skode, update.to_string().as_bytes(), Utc::now());
+    assert_eq!(
+        sync(&w.deps, &event).await.unwrap(),
+        SyncOutcome::Applied {
+            lead_id: lead_id.clone(),
+            status: Some(LeadStatus::BookedDirectly)
+        }
+    );
+    let incomplete = json!({"id": "evt_bad", "event": "lead.created", "data": {"id": "lead_x", "name": "No Email"}});
+    let event = InboundEvent::from_delivery(
+        Provider::Skode,
+        incomplete.to_string().as_bytes(),
+        Utc::now(),
+    );
+    assert!(matches!(
+        sync(&w.deps, &event).await.unwrap(),
+        SyncOutcome::Kept { .. }
+    ));
+}
+
+#[tokio::test]
+async fn in_a_fifo_batch_every_message_after_a_failure_fails_too() {
+    let w = world();
+    lead(&w, true).await;
+    let message = |id: &str, body: String| {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body);
+        m
+    };
+    let good = serde_json::to_string(&skipup("meeting_request.booked", "evt_3", 3)).unwrap();
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        message("a", good.clone()),
+        message("b", "not json".into()),
+        message("c", good),
+    ];
+    let response = handle(&w.deps, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["b", "c"]);
+}
+
+#[tokio::test]
+async fn events_the_pipeline_does_not_act_on_are_ignored() {
+    let w = world();
+    lead(&w, true).await;
+    let organizer = skipup("meeting_request.organizer_changed", "evt_7", 7);
+    assert_eq!(
+        sync(&w.deps, &organizer).await.unwrap(),
+        SyncOutcome::Ignored
+    );
+    let deal: Value = serde_json::from_str(include_str!(
+        "../fixtures/payloads/skode-deal-stage-changed.json"
+    ))
+    .unwrap();
+    let event =
+        InboundEvent::from_delivery(Provider::Skode, deal.to_string().as_bytes(), Utc::now());
+    assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Ignored);
+}
