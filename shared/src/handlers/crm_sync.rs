@@ -163,13 +163,17 @@ async fn find_first(
     Ok(None)
 }
 
-/// Moves the lead by `lead_event` (at most once per event key) and records it.
+/// What an event does to a lead: a new status and a pointer to add, or `None` when it
+/// changes nothing and is left off the timeline.
+type Decision = Option<(Option<LeadStatus>, Option<Pointer>)>;
+
+/// Applies `decide`'s verdict (at most once per event key) with one timeline entry.
 async fn apply(
     deps: &CrmDeps,
     event: &InboundEvent,
     key: &str,
     id: &LeadId,
-    decide: impl Fn(&crate::lead::Lead) -> (Option<LeadStatus>, Option<Pointer>) + Send + Sync,
+    decide: impl Fn(&crate::lead::Lead) -> Decision + Send + Sync,
     detail: String,
 ) -> Result<SyncOutcome, RetryLater> {
     let mut applied = None;
@@ -178,10 +182,7 @@ async fn apply(
         if lead.has_applied(key) {
             return None;
         }
-        let (status, pointer) = decide(lead);
-        if status.is_none() && pointer.is_none() && !detail_only(event) {
-            return None;
-        }
+        let (status, pointer) = decide(lead)?;
         if let Some(status) = status {
             lead.status = status;
         }
@@ -216,11 +217,6 @@ async fn apply(
             lead_id: id.clone(),
         },
     })
-}
-
-/// SkipCalls outcomes go on the timeline without moving the status.
-fn detail_only(event: &InboundEvent) -> bool {
-    event.provider == Provider::SkipCalls
 }
 
 async fn sync_skipup(
@@ -275,7 +271,7 @@ async fn sync_skipup(
                 }
                 _ => None,
             };
-            (status, pointer)
+            (status.is_some() || pointer.is_some()).then_some((status, pointer))
         },
         detail,
     )
@@ -298,15 +294,9 @@ async fn sync_skipcalls(
             reason: "no lead with this phone number or email".into(),
         });
     };
-    apply(
-        deps,
-        event,
-        key,
-        &id,
-        |_| (None, None),
-        call_detail(event, top),
-    )
-    .await
+    // A call's outcome goes on the timeline without moving the status.
+    let detail = call_detail(event, top);
+    apply(deps, event, key, &id, |_| Some((None, None)), detail).await
 }
 
 /// The call's outcome for the timeline: summary, failure reason, data collected.
@@ -387,7 +377,9 @@ async fn sync_skode(
                 event,
                 key,
                 &id,
-                |lead| (transition(lead.status, LeadEvent::BookedOnTheirOwn), None),
+                |lead| {
+                    transition(lead.status, LeadEvent::BookedOnTheirOwn).map(|s| (Some(s), None))
+                },
                 format!(
                     "lead.updated in Skode: status {}",
                     text(data, &["status"]).unwrap_or_default()
