@@ -375,3 +375,54 @@ async fn events_the_pipeline_does_not_act_on_are_ignored() {
         InboundEvent::from_delivery(Provider::Skode, deal.to_string().as_bytes(), Utc::now());
     assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Ignored);
 }
+
+/// An event log that cannot be reached.
+struct DownEventLog;
+
+#[async_trait::async_trait]
+impl shared::ports::EventLog for DownEventLog {
+    async fn seen(&self, _: &str) -> Result<bool, shared::ports::StoreError> {
+        Err(shared::ports::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+    async fn mark_seen(&self, _: &str, _: DateTime<Utc>) -> Result<(), shared::ports::StoreError> {
+        Err(shared::ports::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+    async fn keep_unmatched(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<(), shared::ports::StoreError> {
+        Err(shared::ports::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn with_the_store_down_the_event_is_retried_and_the_lead_untouched() {
+    let mut w = world();
+    let lead = lead(&w, true).await;
+    w.deps.events = Arc::new(DownEventLog);
+    let retry = sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+        .await
+        .unwrap_err();
+    assert!(retry.reason.contains("unavailable"), "{}", retry.reason);
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingRequested);
+    let mut event = SqsEvent::default();
+    let mut m = SqsMessage::default();
+    m.message_id = Some("a".into());
+    m.body = Some(serde_json::to_string(&skipup("meeting_request.booked", "evt_3", 3)).unwrap());
+    event.records = vec![m];
+    let response = handle(&w.deps, event).await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "not acknowledged, so SQS redelivers it"
+    );
+}

@@ -1,6 +1,7 @@
 //! The DynamoDB lead store over the wire against `moto_server`: item mapping,
 //! conditional writes, the re-submission window, versions, pointers, timelines.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::lead::{
@@ -299,7 +300,10 @@ async fn the_same_timeline_entry_is_appended_once() {
 #[tokio::test]
 async fn processed_and_unmatched_events_are_recorded() {
     use shared::ports::EventLog;
-    let store = store().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto().sdk_config().await);
+    let table = unique_name("leads");
+    create_leads_table(&client, &table).await.unwrap();
+    let store = DynamoLeadStore::new(client.clone(), &table);
     let later = at("2026-12-01T00:00:00Z");
     assert!(!store.seen("skipup:evt_1").await.unwrap());
     store.mark_seen("skipup:evt_1", later).await.unwrap();
@@ -309,9 +313,31 @@ async fn processed_and_unmatched_events_are_recorded() {
         .keep_unmatched(
             "skipcalls:CALL_COMPLETED:call_1",
             "no lead with this phone",
-            "{}",
+            r#"{"v":1}"#,
             later,
         )
         .await
         .unwrap();
+    let kept = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            AttributeValue::S("UNMATCHED#skipcalls:CALL_COMPLETED:call_1".into()),
+        )
+        .key("sk", AttributeValue::S("EVENT".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the unmatched event is stored");
+    assert_eq!(
+        kept["reason"],
+        AttributeValue::S("no lead with this phone".into())
+    );
+    assert_eq!(kept["event"], AttributeValue::S(r#"{"v":1}"#.into()));
+    assert_eq!(
+        kept["expires_at"],
+        AttributeValue::N(later.timestamp().to_string())
+    );
 }
