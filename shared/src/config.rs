@@ -10,11 +10,17 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::adapters::crm::{
+    SKODE_BASE_URL, SkodeConnector, SkodeSettings, WebhookConnector, WebhookSettings,
+};
+use crate::crm::{CrmConnector, CrmSync};
 use crate::inbound::Provider;
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
 use crate::recovery::RequestSettings;
-use crate::signature::{BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
+use crate::signature::{
+    BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature, WebhookSecret,
+};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
 
 /// A setting that is missing or unusable; names the variable, never its value.
@@ -250,6 +256,50 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
     })
 }
 
+/// The CRM connectors, each optional: Skode when `SKODE_API_KEY` is set
+/// (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`, `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`), the
+/// signed outbound webhook when `CRM_WEBHOOK_URL` is set (with `CRM_WEBHOOK_SECRET`);
+/// `CRM_TIMEOUT_SECONDS` (default 10) for both.
+pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
+    let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 10, 1..=60)?);
+    let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
+    if let Some(api_key) = env.get("SKODE_API_KEY") {
+        let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
+        let connector = SkodeConnector::new(SkodeSettings {
+            base_url: text("SKODE_BASE_URL", SKODE_BASE_URL),
+            api_key: SecretString::from(api_key),
+            status_field: text("SKODE_STATUS_FIELD", "recovery_status"),
+            tag_prefix: text("SKODE_TAG_PREFIX", "recovery-"),
+            pause_tag: text("SKODE_PAUSE_TAG", "nurture-paused"),
+            timeout,
+        })
+        .map_err(|reason| ConfigError::Invalid {
+            var: "SKODE_BASE_URL",
+            reason,
+        })?;
+        connectors.push(std::sync::Arc::new(connector));
+    }
+    if let Some(url) = env.get("CRM_WEBHOOK_URL") {
+        let secret = WebhookSecret::new(&env.required("CRM_WEBHOOK_SECRET")?).map_err(|_| {
+            ConfigError::Invalid {
+                var: "CRM_WEBHOOK_SECRET",
+                reason: "must not be empty".into(),
+            }
+        })?;
+        let connector = WebhookConnector::new(WebhookSettings {
+            url,
+            secret,
+            timeout,
+        })
+        .map_err(|reason| ConfigError::Invalid {
+            var: "CRM_WEBHOOK_URL",
+            reason,
+        })?;
+        connectors.push(std::sync::Arc::new(connector));
+    }
+    Ok(CrmSync::new(connectors))
+}
+
 /// Settings of `form-intake`.
 #[derive(Debug)]
 pub struct FormConfig {
@@ -290,6 +340,7 @@ pub struct RecoveryConfig {
     pub request: RequestSettings,
     pub member_cache: Duration,
     pub lease: chrono::Duration,
+    pub crm: CrmSync,
 }
 
 impl RecoveryConfig {
@@ -311,6 +362,7 @@ impl RecoveryConfig {
                 0..=86_400,
             )?),
             lease: env.seconds("RECOVERY_LEASE_SECONDS", 60, 15..=900)?,
+            crm: crm_connectors(env)?,
         })
     }
 }
@@ -324,6 +376,7 @@ pub struct CrmConfig {
     pub seen_for: chrono::Duration,
     /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
     pub skode_booked_statuses: Vec<String>,
+    pub crm: CrmSync,
 }
 
 impl CrmConfig {
@@ -339,6 +392,7 @@ impl CrmConfig {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            crm: crm_connectors(env)?,
         })
     }
 }
@@ -431,6 +485,36 @@ mod tests {
             err.to_string(),
             "DEFAULT_ORGANIZER_EMAIL is invalid: is not an email address"
         );
+    }
+
+    #[test]
+    fn crm_connectors_are_each_turned_on_by_their_setting() {
+        assert!(
+            crm_connectors(&Env::from_pairs([("X", "y")]))
+                .unwrap()
+                .names()
+                .is_empty()
+        );
+        let both = crm_connectors(&Env::from_pairs([
+            ("SKODE_API_KEY", "sk_live_k"),
+            ("CRM_WEBHOOK_URL", "https://crm.example/hooks/recovery"),
+            ("CRM_WEBHOOK_SECRET", "whsec_out"),
+        ]))
+        .unwrap();
+        assert_eq!(both.names(), ["skode", "webhook"]);
+        assert!(!format!("{both:?}").contains("sk_live_k"));
+        let err = crm_connectors(&Env::from_pairs([(
+            "CRM_WEBHOOK_URL",
+            "https://crm.example",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.to_string(), "CRM_WEBHOOK_SECRET is not set");
+        let err = crm_connectors(&Env::from_pairs([
+            ("CRM_WEBHOOK_URL", "ftp://crm.example"),
+            ("CRM_WEBHOOK_SECRET", "s"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("CRM_WEBHOOK_URL is invalid"));
     }
 
     #[test]

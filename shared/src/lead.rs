@@ -282,6 +282,8 @@ pub struct Lead {
     /// Keys of the last provider events applied to this lead, newest last, so that a
     /// redelivered event is recognized inside the same versioned write.
     pub applied_events: Vec<String>,
+    /// The status the team's CRM was last told of (by the CRM connectors).
+    pub crm_status: Option<LeadStatus>,
     /// Optimistic concurrency: bumped by every save.
     pub version: u64,
 }
@@ -322,6 +324,7 @@ impl Lead {
             organizer_email: None,
             updated_at: submitted_at,
             applied_events: Vec::new(),
+            crm_status: None,
             version: 0,
         }
     }

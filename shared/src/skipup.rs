@@ -202,7 +202,7 @@ fn error_parts(body: &str) -> (String, String) {
 }
 
 /// Replaces every `local@domain.tld` in `text` with `<email>`.
-fn mask_emails(text: &str) -> String {
+pub(crate) fn mask_emails(text: &str) -> String {
     let is_part = |c: char| c.is_alphanumeric() || "._%+-".contains(c);
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -232,7 +232,7 @@ fn mask_emails(text: &str) -> String {
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -351,7 +351,7 @@ impl SkipUpClient {
 }
 
 /// reqwest errors name the URL, which may carry an email in its query.
-fn without_url(error: &reqwest::Error) -> String {
+pub(crate) fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<url>");

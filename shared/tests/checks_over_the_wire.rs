@@ -75,6 +75,7 @@ async fn an_early_check_is_chained_until_due_then_requests_once() {
         request: RequestSettings::default(),
         members: MemberCache::new(Duration::from_secs(60)),
         lease: TimeDelta::seconds(60),
+        crm: Default::default(),
     };
     let lead = Lead::new(profile(), Utc::now(), TimeDelta::seconds(3));
     let entry = TimelineEntry {

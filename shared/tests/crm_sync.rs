@@ -6,12 +6,13 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use shared::adapters::fakes::ManualClock;
+use shared::adapters::fakes::{ManualClock, RecordingConnector};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
+use shared::crm::CrmSync;
 use shared::handlers::crm_sync::{CrmDeps, SyncOutcome, handle, sync};
 use shared::inbound::{InboundEvent, Provider};
 use shared::intake::{IntakeDeps, IntakeSettings};
-use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
+use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, Recovery, TimelineEntry};
 use shared::ports::{LeadStore, Pointer};
 
 const MR: &str = "mr_01JAXQ7K3M8D2V5R9T4W6Y1B0C";
@@ -41,6 +42,7 @@ fn world() -> World {
         },
         seen_for: TimeDelta::days(7),
         skode_booked_statuses: vec!["meeting_booked".into()],
+        crm: Default::default(),
     };
     World {
         deps,
@@ -223,6 +225,106 @@ async fn a_booking_of_a_request_that_is_not_ours_before_outreach_is_booked_direc
         .await
         .unwrap();
     assert_eq!(status(&w, &lead).await, LeadStatus::BookedDirectly);
+}
+
+#[tokio::test]
+async fn a_booking_that_overtakes_the_answer_to_our_own_request_is_a_recovery() {
+    let w = world();
+    let mut lead = lead(&w, false).await;
+    // A check took the lead and sent the request; SkipUp's answer is not recorded yet.
+    lead.recovery = Some(Recovery {
+        idempotency_key: "lead:x:recovery:2026-11-22".into(),
+        started_at: at("2026-11-22T08:30:00Z"),
+        attempts: 1,
+        lease_until: None,
+    });
+    w.store.save_lead(&lead, None, None).await.unwrap();
+    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 1))
+        .await
+        .unwrap();
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, LeadStatus::MeetingScheduled);
+    assert_eq!(stored.meeting_request_id.as_deref(), Some(MR));
+}
+
+/// The world with a recording CRM connector.
+fn world_with_crm() -> (World, Arc<RecordingConnector>) {
+    let mut w = world();
+    let connector = Arc::new(RecordingConnector::default());
+    w.deps.crm = CrmSync::new(vec![connector.clone()]);
+    (w, connector)
+}
+
+#[tokio::test]
+async fn the_crm_is_told_each_status_once_however_often_events_arrive() {
+    let (w, crm) = world_with_crm();
+    let lead = lead(&w, true).await;
+    for (kind, id) in [
+        ("meeting_request.created", "evt_1"),
+        ("meeting_request.follow_up_sent", "evt_2"),
+        ("meeting_request.follow_up_sent", "evt_2"),
+        ("meeting_request.booked", "evt_3"),
+        ("meeting_request.created", "evt_1"),
+    ] {
+        sync(&w.deps, &skipup(kind, id, 1)).await.unwrap();
+    }
+    assert_eq!(
+        crm.pushed(),
+        [
+            LeadStatus::MeetingRequested,
+            LeadStatus::FollowUpSent,
+            LeadStatus::MeetingScheduled
+        ]
+    );
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.crm_status, Some(LeadStatus::MeetingScheduled));
+}
+
+#[tokio::test]
+async fn a_crm_that_is_down_gets_the_status_when_the_event_comes_back() {
+    let (w, crm) = world_with_crm();
+    let lead = lead(&w, true).await;
+    crm.fail_next([true]);
+    let booked = skipup("meeting_request.booked", "evt_3", 3);
+    let err = sync(&w.deps, &booked).await.unwrap_err();
+    assert!(err.reason.contains("HTTP 503"), "{}", err.reason);
+    // The lead moved once; the event was not marked done, so it comes back.
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    assert_eq!(
+        sync(&w.deps, &booked).await.unwrap(),
+        SyncOutcome::NoChange {
+            lead_id: lead.id.clone()
+        }
+    );
+    assert_eq!(crm.pushed(), [LeadStatus::MeetingScheduled]);
+    assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), 2);
+    assert_eq!(
+        sync(&w.deps, &booked).await.unwrap(),
+        SyncOutcome::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn a_crm_that_refuses_the_update_is_not_asked_again_for_that_status() {
+    let (w, crm) = world_with_crm();
+    let lead = lead(&w, true).await;
+    crm.fail_next([false]);
+    sync(
+        &w.deps,
+        &skipup("meeting_request.follow_up_sent", "evt_2", 2),
+    )
+    .await
+    .unwrap();
+    sync(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
+        .await
+        .unwrap();
+    assert!(crm.pushed().is_empty());
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.crm_status, Some(LeadStatus::FollowUpSent));
+    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+        .await
+        .unwrap();
+    assert_eq!(crm.pushed(), [LeadStatus::MeetingScheduled]);
 }
 
 #[tokio::test]

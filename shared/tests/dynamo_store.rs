@@ -149,6 +149,7 @@ async fn a_save_is_refused_when_the_lead_changed_since_it_was_read() {
     let mut requested = lead.clone();
     requested.status = LeadStatus::MeetingRequested;
     requested.meeting_request_id = Some("mr_1".into());
+    requested.crm_status = Some(LeadStatus::MeetingRequested);
     let change = entry(
         at("2026-11-22T09:31:00Z"),
         "skipup:mr_1:accepted",
@@ -169,6 +170,7 @@ async fn a_save_is_refused_when_the_lead_changed_since_it_was_read() {
 
     let stored = store.get_lead(&lead.id).await.unwrap().unwrap();
     assert_eq!(stored.status, LeadStatus::MeetingRequested);
+    assert_eq!(stored.crm_status, Some(LeadStatus::MeetingRequested));
     assert_eq!(stored.version, 1);
     assert_eq!(
         store.find_lead(&pointer).await.unwrap(),

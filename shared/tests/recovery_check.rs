@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeDelta, Utc};
-use shared::adapters::fakes::{ManualClock, RecordedRedelivery, ScriptedSkipUp};
+use shared::adapters::fakes::{
+    ManualClock, RecordedRedelivery, RecordingConnector, ScriptedSkipUp,
+};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
+use shared::crm::CrmSync;
 use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, check, handle};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
 use shared::ports::{LeadStore, Pointer};
@@ -45,6 +48,7 @@ fn world(members: &[&str]) -> World {
         request: RequestSettings::default(),
         members: MemberCache::new(Duration::from_secs(300)),
         lease: TimeDelta::seconds(60),
+        crm: Default::default(),
     };
     World {
         deps,
@@ -466,5 +470,53 @@ async fn a_batch_reports_only_its_failed_messages_and_delays_their_retry() {
         delays,
         [("r1".to_string(), Duration::from_secs(9))],
         "poison keeps the default visibility"
+    );
+}
+
+#[tokio::test]
+async fn the_crm_hears_of_the_request_and_of_a_failure_even_after_it_was_down() {
+    let mut w = world(&[DEFAULT]);
+    let crm = Arc::new(RecordingConnector::default());
+    w.deps.crm = CrmSync::new(vec![crm.clone()]);
+    let lead = due_lead(&w, None).await;
+    crm.fail_next([true]);
+    // SkipUp accepted, the CRM did not: the message comes back for the CRM alone.
+    let retry = w.check(&lead).await.unwrap_err();
+    assert!(retry.reason.contains("HTTP 503"), "{}", retry.reason);
+    assert_eq!(
+        w.check(&lead).await,
+        Ok(CheckOutcome::NothingToDo(LeadStatus::MeetingRequested))
+    );
+    assert_eq!(crm.pushed(), [LeadStatus::MeetingRequested]);
+    assert_eq!(w.skipup.calls().len(), 1);
+
+    let other = Lead::new(
+        profile("lee@initech.example", None),
+        w.clock_now() - TimeDelta::minutes(30),
+        TimeDelta::minutes(30),
+    );
+    w.store
+        .create_lead(
+            &other,
+            &TimelineEntry {
+                at: other.submitted_at,
+                event_id: "test".into(),
+                source: "test".into(),
+                status: Some(LeadStatus::Submitted),
+                detail: String::new(),
+            },
+            TimeDelta::hours(24),
+        )
+        .await
+        .unwrap();
+    w.skipup
+        .then([Err(invalid("context.description is too long"))]);
+    assert!(matches!(
+        w.check(&other).await,
+        Ok(CheckOutcome::Failed { .. })
+    ));
+    assert_eq!(
+        crm.pushed(),
+        [LeadStatus::MeetingRequested, LeadStatus::RecoveryFailed]
     );
 }

@@ -35,6 +35,7 @@ async fn cold_start() -> Result<CrmDeps, ConfigError> {
         },
         seen_for: config.seen_for,
         skode_booked_statuses: config.skode_booked_statuses,
+        crm: config.crm,
     })
 }
 

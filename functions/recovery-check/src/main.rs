@@ -33,6 +33,7 @@ async fn cold_start() -> Result<RecoveryDeps, Box<dyn std::error::Error + Send +
         request: config.request,
         members: MemberCache::new(config.member_cache),
         lease: config.lease,
+        crm: config.crm,
     })
 }
 

@@ -76,6 +76,7 @@ fn pipeline(sandbox: &Sandbox) -> Pipeline {
             request: RequestSettings::default(),
             members: MemberCache::new(Duration::from_secs(300)),
             lease: TimeDelta::seconds(30),
+            crm: Default::default(),
         },
         store,
         checks,

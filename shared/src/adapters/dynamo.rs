@@ -161,6 +161,10 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
         ("source", p.source.clone()),
         ("skode_lead_id", p.skode_lead_id.clone()),
         ("status_reason", lead.status_reason.clone()),
+        (
+            "crm_status",
+            lead.crm_status.map(|s| s.as_str().to_string()),
+        ),
         ("meeting_request_id", lead.meeting_request_id.clone()),
         (
             "organizer_email",
@@ -309,6 +313,10 @@ fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
         profile,
         status: r.parse("status", status, |v| v.parse::<LeadStatus>())?,
         status_reason: r.opt("status_reason"),
+        crm_status: r
+            .opt("crm_status")
+            .map(|v| r.parse("crm_status", v, |v| v.parse::<LeadStatus>()))
+            .transpose()?,
         submitted_at: r.time("submitted_at")?,
         due_at: r.time("due_at")?,
         check_scheduled_at: r.time_opt("check_scheduled_at")?,

@@ -1,5 +1,5 @@
 //! Fakes for tests: a queue that is down, a clock that stands still, a recorded
-//! redelivery, and a scripted SkipUp.
+//! redelivery, a scripted SkipUp and a recording CRM connector.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -183,5 +183,58 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap()
+    }
+}
+
+/// A CRM connector that records every update and fails as scripted first.
+#[derive(Debug, Default)]
+pub struct RecordingConnector {
+    failures: std::sync::Mutex<std::collections::VecDeque<bool>>,
+    pushed: std::sync::Mutex<Vec<crate::crm::StatusUpdate>>,
+}
+
+impl RecordingConnector {
+    /// The next pushes fail, transiently (`true`) or permanently (`false`), in order.
+    pub fn fail_next(&self, transient: impl IntoIterator<Item = bool>) {
+        self.failures.lock().unwrap().extend(transient);
+    }
+
+    /// The statuses delivered so far, in order.
+    pub fn pushed(&self) -> Vec<crate::lead::LeadStatus> {
+        self.pushed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| u.status)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::crm::CrmConnector for RecordingConnector {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+
+    async fn push(
+        &self,
+        update: &crate::crm::StatusUpdate,
+    ) -> Result<(), crate::crm::ConnectorError> {
+        use crate::crm::ConnectorError;
+        match self.failures.lock().unwrap().pop_front() {
+            Some(true) => Err(ConnectorError::Transient {
+                connector: "recording",
+                message: "HTTP 503".into(),
+                retry_after: None,
+            }),
+            Some(false) => Err(ConnectorError::Permanent {
+                connector: "recording",
+                message: "HTTP 404".into(),
+            }),
+            None => {
+                self.pushed.lock().unwrap().push(update.clone());
+                Ok(())
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! local stack, fakes for tests.
 
 pub mod aws;
+pub mod crm;
 pub mod dynamo;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use super::RetryLater;
+use crate::crm::CrmSync;
 use crate::form::profile_from_skode_lead;
 use crate::inbound::{
     InboundEvent, Payload, Provider, Subject, skipcalls_call, skipup_meeting_request, text,
@@ -36,6 +37,8 @@ pub struct CrmDeps {
     pub seen_for: TimeDelta,
     /// Skode lead statuses that mean the prospect booked on their own.
     pub skode_booked_statuses: Vec<String>,
+    /// The CRM connectors, brought up to each touched lead's status.
+    pub crm: CrmSync,
 }
 
 /// What syncing one event did.
@@ -56,6 +59,18 @@ pub enum SyncOutcome {
     Kept { reason: String },
     /// An event type the pipeline does not act on.
     Ignored,
+}
+
+impl SyncOutcome {
+    /// The lead the event touched, if any.
+    pub fn lead_id(&self) -> Option<&LeadId> {
+        match self {
+            SyncOutcome::Applied { lead_id, .. }
+            | SyncOutcome::NoChange { lead_id }
+            | SyncOutcome::LeadCreated { lead_id } => Some(lead_id),
+            _ => None,
+        }
+    }
 }
 
 /// Handles one FIFO batch. Once a message fails, every later one fails too, so
@@ -129,6 +144,17 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
             ..
         } => metrics::count(FUNCTION, &[(status_metric(*status), 1.0)]),
         _ => {}
+    }
+    // Before the event is marked done: a CRM that could not be told retries the event,
+    // which finds it applied and only reconciles.
+    if let Some(lead_id) = outcome.lead_id() {
+        deps.crm
+            .reconcile(&*deps.store, lead_id, FUNCTION)
+            .await
+            .map_err(|e| RetryLater {
+                after: e.retry_after(),
+                reason: e.to_string(),
+            })?;
     }
     deps.events
         .mark_seen(&key, deps.intake.clock.now() + deps.seen_for)
@@ -256,17 +282,18 @@ async fn sync_skipup(
         &id,
         |lead| {
             let ours = mr_id.is_some() && lead.meeting_request_id == mr_id;
+            // Outreach begins when a check takes the lead; its webhooks can overtake
+            // SkipUp's answer to the check, so they may not name a known request yet.
+            let outreach = lead.recovery.is_some() || lead.meeting_request_id.is_some();
             let effective = match lead_event {
                 // A booking through a request that is not ours, before any outreach.
-                LeadEvent::Booked if !ours && lead.meeting_request_id.is_none() => {
-                    LeadEvent::BookedOnTheirOwn
-                }
+                LeadEvent::Booked if !ours && !outreach => LeadEvent::BookedOnTheirOwn,
                 other => other,
             };
             let status = transition(lead.status, effective);
             // Remember a request we learn of first through its webhook.
             let pointer = match (&mr_id, &lead.meeting_request_id) {
-                (Some(mr), None) if status == Some(LeadStatus::MeetingRequested) => {
+                (Some(mr), None) if status.is_some_and(|s| s != LeadStatus::BookedDirectly) => {
                     Some(Pointer::MeetingRequest(mr.clone()))
                 }
                 _ => None,

@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
+use crate::crm::CrmSync;
 use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
@@ -35,6 +36,8 @@ pub struct RecoveryDeps {
     pub members: MemberCache,
     /// How long one check holds a lead against a concurrent one.
     pub lease: chrono::Duration,
+    /// The CRM connectors: told of Meeting Requested and RecoveryFailed from here.
+    pub crm: CrmSync,
 }
 
 /// What a check did with its message.
@@ -96,8 +99,30 @@ fn store_retry(receive_count: u32) -> impl Fn(StoreError) -> RetryLater {
     move |e| RetryLater::after(backoff(receive_count), e)
 }
 
-/// Checks one lead: the decision of `recovery-check` for one message.
+/// Checks one lead: the decision of `recovery-check` for one message, then the CRM
+/// brought up to the lead's status (a CRM that could not be told retries the message,
+/// which then finds nothing to do but the CRM).
 pub async fn check(
+    deps: &RecoveryDeps,
+    message: &CheckMessage,
+    receive_count: u32,
+) -> Result<CheckOutcome, RetryLater> {
+    let outcome = decide(deps, message, receive_count).await?;
+    if matches!(
+        outcome,
+        CheckOutcome::Requested { .. } | CheckOutcome::Failed { .. } | CheckOutcome::NothingToDo(_)
+    ) {
+        deps.crm
+            .reconcile(&*deps.store, &message.lead_id, FUNCTION)
+            .await
+            .map_err(|e| {
+                RetryLater::after(e.retry_after().unwrap_or_else(|| backoff(receive_count)), e)
+            })?;
+    }
+    Ok(outcome)
+}
+
+async fn decide(
     deps: &RecoveryDeps,
     message: &CheckMessage,
     receive_count: u32,

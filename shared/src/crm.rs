@@ -1,0 +1,177 @@
+//! Telling the team's CRM where each lead's recovery stands. Connectors (Skode, a
+//! signed outbound webhook) sit behind one port, each optional; [`CrmSync::reconcile`]
+//! brings the CRM up to the lead's current status and records what it was told, so a
+//! push that failed is made again by the next event or check of that lead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::lead::{Lead, LeadId, LeadStatus};
+use crate::metrics;
+use crate::ports::{LeadStore, StoreError};
+use crate::update::{Change, update_lead};
+
+/// A lead's recovery status, as a connector sends it on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusUpdate {
+    /// Stable for a (lead, status) pair, so a receiver can deduplicate repeats.
+    pub id: String,
+    pub lead_id: LeadId,
+    pub status: LeadStatus,
+    pub email: String,
+    pub name: String,
+    pub company: Option<String>,
+    pub skode_lead_id: Option<String>,
+    pub meeting_request_id: Option<String>,
+    pub status_reason: Option<String>,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl StatusUpdate {
+    pub fn of(lead: &Lead) -> Self {
+        Self {
+            id: format!("{}:{}", lead.id, status_slug(lead.status)),
+            lead_id: lead.id.clone(),
+            status: lead.status,
+            email: lead.profile.email.as_str().to_string(),
+            name: lead.profile.name.clone(),
+            company: lead.profile.company.clone(),
+            skode_lead_id: lead.profile.skode_lead_id.clone(),
+            meeting_request_id: lead.meeting_request_id.clone(),
+            status_reason: lead.status_reason.clone(),
+            changed_at: lead.updated_at,
+        }
+    }
+}
+
+/// A status as a tag or id fragment: `meeting-scheduled`.
+pub fn status_slug(status: LeadStatus) -> &'static str {
+    match status {
+        LeadStatus::Submitted => "submitted",
+        LeadStatus::BookedDirectly => "booked-directly",
+        LeadStatus::MeetingRequested => "meeting-requested",
+        LeadStatus::FollowUpSent => "follow-up-sent",
+        LeadStatus::MeetingScheduled => "meeting-scheduled",
+        LeadStatus::ReEnterNurture => "re-enter-nurture",
+        LeadStatus::RecoveryFailed => "recovery-failed",
+        LeadStatus::Suppressed => "suppressed",
+    }
+}
+
+/// Why a connector could not deliver an update.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth trying again (timeout, 429, 5xx).
+    #[error("{connector}: {message}")]
+    Transient {
+        connector: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will fail the same way again (bad key, unknown lead, refused body).
+    #[error("{connector}: {message}")]
+    Permanent {
+        connector: &'static str,
+        message: String,
+    },
+}
+
+/// One CRM the pipeline keeps current.
+#[async_trait]
+pub trait CrmConnector: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Sends the update. Must be idempotent: the same update may be pushed again.
+    async fn push(&self, update: &StatusUpdate) -> Result<(), ConnectorError>;
+}
+
+/// Why reconciling must be tried again later.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Connector(ConnectorError),
+}
+
+/// The configured connectors (possibly none).
+#[derive(Clone, Default)]
+pub struct CrmSync {
+    connectors: Vec<Arc<dyn CrmConnector>>,
+}
+
+impl std::fmt::Debug for CrmSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CrmSync").field(&self.names()).finish()
+    }
+}
+
+impl CrmSync {
+    pub fn new(connectors: Vec<Arc<dyn CrmConnector>>) -> Self {
+        Self { connectors }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.connectors.iter().map(|c| c.name()).collect()
+    }
+
+    /// Pushes the lead's status to every connector unless the CRM already has it.
+    /// A transient failure is returned (the caller retries its message); a permanent
+    /// one is logged and counted, and the status is recorded as told so it is not
+    /// retried forever. Returns the status pushed, if any.
+    pub async fn reconcile(
+        &self,
+        store: &dyn LeadStore,
+        id: &LeadId,
+        function: &str,
+    ) -> Result<Option<LeadStatus>, ReconcileError> {
+        if self.connectors.is_empty() {
+            return Ok(None);
+        }
+        let Some(lead) = store.get_lead(id).await? else {
+            return Ok(None);
+        };
+        if lead.status == LeadStatus::Submitted || lead.crm_status == Some(lead.status) {
+            return Ok(None);
+        }
+        let update = StatusUpdate::of(&lead);
+        for connector in &self.connectors {
+            match connector.push(&update).await {
+                Ok(()) => {}
+                Err(error @ ConnectorError::Transient { .. }) => {
+                    metrics::count(function, &[("CrmPushRetries", 1.0)]);
+                    return Err(ReconcileError::Connector(error));
+                }
+                Err(error @ ConnectorError::Permanent { .. }) => {
+                    tracing::error!(lead_id = %id, %error, "the CRM refused the update; not retried");
+                    metrics::count(function, &[("CrmPushFailures", 1.0)]);
+                }
+            }
+        }
+        let status = update.status;
+        update_lead(store, id, |lead| {
+            (lead.status == status && lead.crm_status != Some(status)).then(|| {
+                lead.crm_status = Some(status);
+                Change::default()
+            })
+        })
+        .await?;
+        tracing::info!(lead_id = %id, status = status.as_str(), "CRM updated");
+        Ok(Some(status))
+    }
+}
+
+impl ReconcileError {
+    /// How long to wait before the retry: the connector's Retry-After if it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ReconcileError::Connector(ConnectorError::Transient { retry_after, .. }) => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+}
