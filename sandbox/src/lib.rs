@@ -7,7 +7,10 @@
 //! answers slower than the client waits, after which the request still takes effect).
 //!
 //! Every request it accepted or refused is recorded, so tests can assert on what the
-//! pipeline sent.
+//! pipeline sent. Each accepted request then starts a simulated conversation that
+//! sends signed webhooks back to the registered endpoints ([`conversation`]).
+
+pub mod conversation;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +25,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub use conversation::{Conversation, ConversationConfig, Delivery, Outcome};
 
 /// Knobs of the double.
 #[derive(Debug, Clone)]
@@ -39,6 +44,8 @@ pub struct SandboxConfig {
     /// Extra latency on every answer.
     pub latency: Duration,
     pub seed: u64,
+    /// The conversations that follow each accepted request.
+    pub conversation: ConversationConfig,
 }
 
 impl Default for SandboxConfig {
@@ -52,6 +59,7 @@ impl Default for SandboxConfig {
             slow_delay: Duration::from_secs(3),
             latency: Duration::ZERO,
             seed: 7,
+            conversation: ConversationConfig::default(),
         }
     }
 }
@@ -76,12 +84,19 @@ struct Data {
     recorded: Vec<Recorded>,
     violations: Vec<String>,
     next_id: u64,
+    conversations: Vec<Conversation>,
+    /// Conversations whose webhooks are still being delivered.
+    playing: usize,
+    deliveries: Vec<Delivery>,
+    /// Recent delivery failures per endpoint URL.
+    failures: HashMap<String, VecDeque<Instant>>,
 }
 
 struct Inner {
     config: SandboxConfig,
     rng: Mutex<fastrand::Rng>,
     data: Mutex<Data>,
+    http: reqwest::Client,
 }
 
 /// A running double. Dropping it stops the server.
@@ -107,6 +122,7 @@ impl Sandbox {
                 ..Data::default()
             }),
             config,
+            http: reqwest::Client::new(),
         });
         let app = Router::new()
             .route("/api/v1/meeting_requests", post(create_meeting_request))
@@ -173,6 +189,31 @@ impl Sandbox {
         self.inner.lock().violations.clone()
     }
 
+    /// The conversations started so far, in order.
+    pub fn conversations(&self) -> Vec<Conversation> {
+        self.inner.lock().conversations.clone()
+    }
+
+    /// How many conversations are still sending webhooks.
+    pub fn conversations_playing(&self) -> usize {
+        self.inner.lock().playing
+    }
+
+    /// Every webhook delivery that ended (delivered, or given up).
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.lock().deliveries.clone()
+    }
+
+    /// The secret that signs webhook deliveries.
+    pub fn webhook_secret(&self) -> &str {
+        &self.inner.config.conversation.webhook_secret
+    }
+
+    /// Registered webhook endpoints, as `GET /webhook_endpoints` lists them.
+    pub fn endpoints(&self) -> Vec<Value> {
+        self.inner.lock().endpoints.clone()
+    }
+
     /// Answers by status code.
     pub fn status_counts(&self) -> HashMap<u16, usize> {
         let mut counts = HashMap::new();
@@ -186,6 +227,71 @@ impl Sandbox {
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves a meeting request along with its conversation; returns it as it is now.
+    fn advance(&self, id: &str, event_type: &str) -> Value {
+        let mut data = self.lock();
+        let Some(request) = data.meeting_requests.get_mut(id) else {
+            return json!({ "id": id });
+        };
+        let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match event_type {
+            "meeting_request.booked" => {
+                request["status"] = json!("booked");
+                request["booked_at"] = json!(at);
+            }
+            "meeting_request.cancelled" => {
+                request["status"] = json!("cancelled");
+                request["cancelled_at"] = json!(at);
+            }
+            _ => {}
+        }
+        request["updated_at"] = json!(at);
+        request.clone()
+    }
+
+    /// URLs of the enabled endpoints subscribed to `event_type` (no list: all).
+    fn subscribed(&self, event_type: &str) -> Vec<String> {
+        self.lock()
+            .endpoints
+            .iter()
+            .filter(|e| e["enabled"] == true)
+            .filter(|e| {
+                e["events"]
+                    .as_array()
+                    .is_none_or(|list| list.is_empty() || list.iter().any(|t| t == event_type))
+            })
+            .filter_map(|e| e["url"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn endpoint_enabled(&self, url: &str) -> bool {
+        self.lock()
+            .endpoints
+            .iter()
+            .any(|e| e["url"] == url && e["enabled"] == true)
+    }
+
+    /// Counts a failed delivery; the 10th within 24 hours disables the endpoint.
+    fn endpoint_failed(&self, url: &str, now: Instant) {
+        let mut data = self.lock();
+        let failures = data.failures.entry(url.to_string()).or_default();
+        failures.push_back(now);
+        while failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(24 * 3600))
+        {
+            failures.pop_front();
+        }
+        if failures.len() >= 10 {
+            let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            for endpoint in data.endpoints.iter_mut().filter(|e| e["url"] == url) {
+                endpoint["enabled"] = json!(false);
+                endpoint["disabled_at"] = json!(at);
+                endpoint["disabled_reason"] = json!("too_many_failures");
+            }
+        }
     }
 
     /// The refusal of a request without the right bearer key, if any. SkipUp
@@ -402,7 +508,15 @@ async fn create_meeting_request(
             return response;
         }
     };
-    let (status, answer, created) = create(&inner, &headers, &body);
+    let (status, answer, conversation) = create(&inner, &headers, &body);
+    let created = conversation.as_ref().map(|c| c.meeting_request_id.clone());
+    if let Some(conversation) = conversation {
+        let player = inner.clone();
+        tokio::spawn(async move {
+            conversation::play(player.clone(), conversation).await;
+            player.lock().playing -= 1;
+        });
+    }
     if slow {
         tokio::time::sleep(inner.config.slow_delay).await;
     }
@@ -422,7 +536,13 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn create(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value, Option<String>) {
+/// Creates the request (or replays the answer to its key); a new request comes with
+/// the conversation to play.
+fn create(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, Value, Option<Conversation>) {
     let key = idempotency_key(headers);
     let now = Instant::now();
     let mut data = inner.lock();
@@ -481,7 +601,19 @@ fn create(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value
                 "paused_at": null,
             });
             data.meeting_requests.insert(id.clone(), request.clone());
-            (StatusCode::ACCEPTED, json!({ "data": request }), Some(id))
+            let conversation = Conversation::plan(
+                &inner.config.conversation,
+                inner.config.seed,
+                &id,
+                &participants[0],
+            );
+            data.conversations.push(conversation.clone());
+            data.playing += 1;
+            (
+                StatusCode::ACCEPTED,
+                json!({ "data": request }),
+                Some(conversation),
+            )
         }
     };
     if let Some(key) = key {
@@ -609,7 +741,11 @@ async fn create_webhook_endpoint(
         "updated_at": at,
     });
     data.endpoints.push(endpoint.clone());
-    (StatusCode::CREATED, Json(json!({ "data": endpoint }))).into_response()
+    // SkipUp does not document where an endpoint's secret comes from; the double
+    // hands out its one signing secret here.
+    let mut answer = endpoint;
+    answer["secret"] = json!(inner.config.conversation.webhook_secret);
+    (StatusCode::CREATED, Json(json!({ "data": answer }))).into_response()
 }
 
 #[cfg(test)]

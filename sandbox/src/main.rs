@@ -4,7 +4,13 @@
 //! skipup-sandbox [--port 4010] [--api-key sk_test_sandbox]
 //!                [--members owner@vendor.example,alex@vendor.example]
 //!                [--fault-rate 0.0] [--rate-limit 120] [--latency-ms 0]
+//!                [--webhook-secret whsec_sandbox] [--follow-up-odds 0.4]
+//!                [--booked-odds 0.7] [--step-ms 2000] [--copies 1] [--shuffle]
+//!                [--retry-unit-ms 12000]
 //! ```
+//!
+//! Register a webhook endpoint (`POST /api/v1/webhook_endpoints`) and every meeting
+//! request it accepts plays a conversation that sends signed webhooks there.
 
 use std::time::Duration;
 
@@ -32,6 +38,28 @@ fn parse_args() -> Result<(u16, SandboxConfig), String> {
             "--latency-ms" => {
                 let ms: u64 = value()?.parse().map_err(|_| invalid("--latency-ms"))?;
                 config.latency = Duration::from_millis(ms);
+            }
+            "--webhook-secret" => config.conversation.webhook_secret = value()?,
+            "--follow-up-odds" => {
+                config.conversation.follow_up_odds =
+                    value()?.parse().map_err(|_| invalid("--follow-up-odds"))?
+            }
+            "--booked-odds" => {
+                config.conversation.booked_odds =
+                    value()?.parse().map_err(|_| invalid("--booked-odds"))?
+            }
+            "--step-ms" => {
+                let ms: u64 = value()?.parse().map_err(|_| invalid("--step-ms"))?;
+                config.conversation.step = Duration::from_millis(ms);
+            }
+            "--copies" => {
+                let copies: u32 = value()?.parse().map_err(|_| invalid("--copies"))?;
+                config.conversation.copies = (1, copies.max(1));
+            }
+            "--shuffle" => config.conversation.shuffle = true,
+            "--retry-unit-ms" => {
+                let ms: u64 = value()?.parse().map_err(|_| invalid("--retry-unit-ms"))?;
+                config.conversation.retry_unit = Duration::from_millis(ms);
             }
             other => return Err(format!("unknown argument {other}")),
         }
