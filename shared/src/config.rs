@@ -40,6 +40,8 @@ pub enum ConfigError {
 pub struct Env {
     overlay: HashMap<String, String>,
     isolated: bool,
+    /// Used when neither the overlay nor the process sets a variable (local stack).
+    defaults: HashMap<String, String>,
 }
 
 impl Env {
@@ -58,7 +60,18 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             isolated: true,
+            defaults: HashMap::new(),
         }
+    }
+
+    /// These values wherever the environment leaves a variable unset.
+    pub fn with_defaults<K: Into<String>, V: Into<String>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.defaults
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
     }
 
     /// The process environment, overlaid by the secret in `SECRETS_ARN` when set. The
@@ -98,6 +111,7 @@ impl Env {
                 }
             })
             .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.defaults.get(key).cloned())
     }
 
     pub fn required(&self, key: &'static str) -> Result<String, ConfigError> {
@@ -259,9 +273,9 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
 /// The CRM connectors, each optional: Skode when `SKODE_API_KEY` is set
 /// (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`, `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`), the
 /// signed outbound webhook when `CRM_WEBHOOK_URL` is set (with `CRM_WEBHOOK_SECRET`);
-/// `CRM_TIMEOUT_SECONDS` (default 10) for both.
+/// `CRM_TIMEOUT_SECONDS` (default 5) for both.
 pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
-    let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 10, 1..=60)?);
+    let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 5, 1..=30)?);
     let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
     if let Some(api_key) = env.get("SKODE_API_KEY") {
         let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
@@ -485,6 +499,19 @@ mod tests {
             err.to_string(),
             "DEFAULT_ORGANIZER_EMAIL is invalid: is not an email address"
         );
+    }
+
+    #[test]
+    fn defaults_fill_only_what_the_environment_leaves_unset() {
+        let env = Env::from_pairs([("A", "set"), ("B", " ")]).with_defaults([
+            ("A", "default"),
+            ("B", "default"),
+            ("C", "default"),
+        ]);
+        assert_eq!(env.get("A").as_deref(), Some("set"));
+        assert_eq!(env.get("B").as_deref(), Some("default"));
+        assert_eq!(env.get("C").as_deref(), Some("default"));
+        assert_eq!(env.get("D"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod ports;
 pub mod recovery;
+pub mod report;
 pub mod signature;
 pub mod skipup;
 pub mod update;

@@ -1,6 +1,8 @@
 //! CloudWatch metrics as Embedded Metric Format lines on stdout: no API call, no
 //! extra latency; CloudWatch extracts them from the function's logs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::{Map, Value, json};
 
 /// Namespace of every metric the pipeline emits.
@@ -31,12 +33,22 @@ pub fn emf_line(function: &str, metrics: &[(&str, f64)], timestamp_ms: i64) -> S
     Value::Object(line).to_string()
 }
 
+static TO_STDOUT: AtomicBool = AtomicBool::new(true);
+
+/// Sends metric lines to the debug log instead of stdout, for a process (the local
+/// stack) whose stdout is for people.
+pub fn to_debug_log() {
+    TO_STDOUT.store(false, Ordering::Relaxed);
+}
+
 /// Prints one EMF line.
 pub fn count(function: &str, metrics: &[(&str, f64)]) {
-    println!(
-        "{}",
-        emf_line(function, metrics, chrono::Utc::now().timestamp_millis())
-    );
+    let line = emf_line(function, metrics, chrono::Utc::now().timestamp_millis());
+    if TO_STDOUT.load(Ordering::Relaxed) {
+        println!("{line}");
+    } else {
+        tracing::debug!(metric = %line, "metric");
+    }
 }
 
 #[cfg(test)]

@@ -137,6 +137,13 @@ pub trait LeadStore: Send + Sync {
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError>;
 }
 
+/// Every lead, for the funnel report and the local stack's API.
+#[async_trait]
+pub trait LeadListing: Send + Sync {
+    /// All leads, oldest submission first.
+    async fn list_leads(&self) -> Result<Vec<Lead>, StoreError>;
+}
+
 /// Provider events already processed (kept for a while), and events no lead matched
 /// (kept for an operator, never dropped).
 #[async_trait]

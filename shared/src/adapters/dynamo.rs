@@ -24,7 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::lead::{
     EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, TimeZoneName, TimelineEntry,
 };
-use crate::ports::{CreateOutcome, EventLog, LeadStore, Pointer, StoreError};
+use crate::ports::{CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -515,6 +515,35 @@ impl LeadStore for DynamoLeadStore {
                 _ => return Ok(entries),
             }
         }
+    }
+}
+
+#[async_trait]
+impl LeadListing for DynamoLeadStore {
+    /// Reads the sparse `by_day` index, which holds the lead items only.
+    async fn list_leads(&self) -> Result<Vec<Lead>, StoreError> {
+        let mut leads = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .index_name(BY_DAY_INDEX)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                leads.push(item_to_lead(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        leads.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
+        Ok(leads)
     }
 }
 

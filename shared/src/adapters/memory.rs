@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::ports::{
-    CreateOutcome, EventLog, LeadStore, Pointer, Queue, QueueError, QueueMessage, StoreError,
+    CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, Queue, QueueError, QueueMessage,
+    StoreError,
 };
 
 /// A queue in memory. Like an SQS FIFO queue it drops a message whose dedup id it has
@@ -199,6 +200,13 @@ impl LeadStore for MemoryLeadStore {
         let mut entries = self.lock().timelines.get(id).cloned().unwrap_or_default();
         entries.sort_by_key(|a| a.at);
         Ok(entries)
+    }
+}
+
+#[async_trait]
+impl LeadListing for MemoryLeadStore {
+    async fn list_leads(&self) -> Result<Vec<Lead>, StoreError> {
+        Ok(self.all_leads())
     }
 }
 

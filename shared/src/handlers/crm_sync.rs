@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::TimeDelta;
+use chrono::{SubsecRound, TimeDelta};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
@@ -203,6 +203,7 @@ async fn apply(
     detail: String,
 ) -> Result<SyncOutcome, RetryLater> {
     let mut applied = None;
+    let now = deps.intake.clock.now().trunc_subsecs(3);
     let lead = update_lead(&*deps.store, id, |lead| {
         applied = None;
         if lead.has_applied(key) {
@@ -216,11 +217,14 @@ async fn apply(
             lead.meeting_request_id = Some(mr.clone());
         }
         lead.remember_applied(key);
-        lead.updated_at = event.received_at.max(lead.updated_at);
+        // The timeline is in the order changes were applied, which is not always
+        // the order the events were received in.
+        let at = now.max(lead.updated_at + TimeDelta::milliseconds(1));
+        lead.updated_at = at;
         applied = Some(status);
         Some(Change {
             entry: Some(TimelineEntry {
-                at: event.received_at,
+                at,
                 event_id: key.to_string(),
                 source: event.provider.to_string(),
                 status,

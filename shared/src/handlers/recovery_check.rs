@@ -303,7 +303,7 @@ async fn record_requested(
                 event_id: format!("skipup:{mr_id}:accepted"),
                 source: FUNCTION.into(),
                 status,
-                detail: format!("SkipUp accepted meeting request {mr_id}"),
+                detail: format!("SkipUp accepted meeting request {mr_id}, organizer {organizer}"),
             }),
             pointer: Some(Pointer::MeetingRequest(mr_id.clone())),
         })

@@ -1,0 +1,289 @@
+//! `recovery demo`: the README's first command. Starts the local stack with the
+//! SkipUp sandbox at second-scale delays, submits a realistic sample of leads (one
+//! form posted twice, two prospects who book on their own, a rep who is not a SkipUp
+//! member, a lead that enters through Skode, a SkipCalls call), prints each status
+//! change as it happens, then the funnel and every timeline. Exits 0 once every lead
+//! reached an outcome, 1 if one did not within the time limit.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::{Value, json};
+use shared::config::Env;
+use shared::lead::{Lead, LeadStatus};
+use shared::report::Funnel;
+use skipup_sandbox::{ConversationConfig, SandboxConfig};
+
+use crate::simulate::{Sender, send};
+use crate::stack::{LOCAL_DEFAULTS, Options, Stack, first_secret};
+
+/// How long the demo waits for every outcome.
+const LIMIT: Duration = Duration::from_secs(50);
+
+struct Prospect {
+    name: &'static str,
+    email: &'static str,
+    company: &'static str,
+    rep: Option<&'static str>,
+}
+
+const PROSPECTS: [Prospect; 8] = [
+    Prospect {
+        name: "Dana Ruiz",
+        email: "dana.ruiz@northwind.example",
+        company: "Northwind",
+        rep: Some("alex.morgan@vendor.example"),
+    },
+    Prospect {
+        name: "Sam Lee",
+        email: "sam.lee@acme.example",
+        company: "Acme",
+        rep: Some("alex.morgan@vendor.example"),
+    },
+    Prospect {
+        name: "Lee Chen",
+        email: "lee.chen@initech.example",
+        company: "Initech",
+        rep: Some("jordan.price@vendor.example"),
+    },
+    Prospect {
+        name: "Morgan Blake",
+        email: "morgan.blake@umbrella.example",
+        company: "Umbrella",
+        rep: None,
+    },
+    Prospect {
+        name: "Avery Kim",
+        email: "avery.kim@hooli.example",
+        company: "Hooli",
+        rep: None,
+    },
+    Prospect {
+        name: "Riley Park",
+        email: "riley.park@stark.example",
+        company: "Stark Industries",
+        rep: Some("alex.morgan@vendor.example"),
+    },
+    Prospect {
+        name: "Jamie Fox",
+        email: "jamie.fox@wayne.example",
+        company: "Wayne Enterprises",
+        rep: None,
+    },
+    Prospect {
+        name: "Casey Moore",
+        email: "casey.moore@cyberdyne.example",
+        company: "Cyberdyne",
+        rep: None,
+    },
+];
+
+/// The demo's settings over the process environment: a 2-second recovery delay.
+pub fn options(port: u16) -> Options {
+    let mut defaults: HashMap<&str, &str> = LOCAL_DEFAULTS.into_iter().collect();
+    defaults.insert("RECOVERY_DELAY_SECONDS", "2");
+    Options {
+        port,
+        env: Env::process().with_defaults(defaults),
+        sandbox: SandboxConfig {
+            members: vec![
+                "owner@vendor.example".into(),
+                "alex.morgan@vendor.example".into(),
+            ],
+            conversation: ConversationConfig {
+                step: Duration::from_millis(400),
+                follow_up_odds: 0.5,
+                booked_odds: 0.7,
+                retry_unit: Duration::from_millis(200),
+                ..ConversationConfig::default()
+            },
+            ..SandboxConfig::default()
+        },
+        retry_scale: 30.0,
+        workers: 4,
+        sdk: None,
+    }
+}
+
+pub async fn run(port: u16) -> anyhow::Result<()> {
+    let options = options(port);
+    let env = options.env.clone();
+    let stack = Stack::start(options).await?;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    println!(
+        "Local stack on {} ({}); SkipUp sandbox at {}.",
+        stack.url(),
+        stack.description(),
+        stack
+            .sandbox()
+            .map_or("SKIPUP_BASE_URL".to_string(), |s| s.base_url())
+    );
+    println!("Recovery checks run 2 s after each submission.\n");
+
+    let deliver = |sender: Sender, path: &'static str, body: Value| {
+        let secret = first_secret(&env, sender.secret_variable()).unwrap_or_default();
+        let url = format!("{}{path}", stack.url());
+        let http = http.clone();
+        async move {
+            let bytes = serde_json::to_vec(&body).expect("JSON");
+            send(&http, sender, &url, &secret, &bytes).await
+        }
+    };
+
+    println!("== prospects submit the demo form");
+    let mut names = HashMap::new();
+    for (i, p) in PROSPECTS.iter().enumerate() {
+        let mut form = json!({ "email": p.email, "name": p.name, "company": p.company,
+            "submission_id": format!("sub_demo_{i}"), "form_id": "demo-request", "source": "website",
+            "answers": { "What do you want to see?": "Forecasting" } });
+        if let Some(rep) = p.rep {
+            form["assigned_rep_email"] = json!(rep);
+        }
+        if i == 0 {
+            form["phone"] = json!("+1 415 555 0142");
+        }
+        let copies = if i == 0 { 2 } else { 1 };
+        for copy in 0..copies {
+            let (status, answer) = deliver(Sender::Form, "/forms", form.clone()).await?;
+            let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
+            let lead_id = answer["lead_id"].as_str().unwrap_or("?").to_string();
+            names.insert(lead_id.clone(), p.name);
+            let again = if copy > 0 {
+                " (the form tool retried)"
+            } else {
+                ""
+            };
+            println!(
+                "  POST /forms {status}  {:<13} {:<18} {lead_id} {}{again}",
+                p.name,
+                p.company,
+                answer["status"].as_str().unwrap_or("?")
+            );
+            if status != 202 {
+                bail!("the form was refused: {answer}");
+            }
+        }
+    }
+    let mut skode = Sender::Skode.sample();
+    skode["id"] = json!("evt_demo_skode_1");
+    let (status, _) = deliver(Sender::Skode, "/webhooks/skode", skode).await?;
+    println!("  Skode lead.created {status}  Priya Natarajan (Globex) enters through the CRM");
+
+    println!("\n== two prospects book on their own before the check");
+    let own = json!({ "id": "evt_demo_own_1", "type": "meeting_request.booked",
+        "data": { "id": "mr_OWNLINK0000000000000001", "participant_emails": [PROSPECTS[6].email], "status": "booked" } });
+    let (status, _) = deliver(Sender::Skipup, "/webhooks/skipup", own).await?;
+    println!("  SkipUp booked {status}  Jamie Fox booked through the rep's own scheduling link");
+    let updated = json!({ "id": "evt_demo_skode_2", "event": "lead.updated",
+        "data": { "id": "lead_cm0042", "email": PROSPECTS[7].email, "status": "meeting_booked" } });
+    let (status, _) = deliver(Sender::Skode, "/webhooks/skode", updated).await?;
+    println!("  Skode lead.updated {status}  Casey Moore marked meeting_booked in the CRM");
+    let (status, _) = deliver(
+        Sender::Skipcalls,
+        "/webhooks/skipcalls",
+        Sender::Skipcalls.sample(),
+    )
+    .await?;
+    println!("  SkipCalls CALL_COMPLETED {status}  a call with Dana Ruiz");
+
+    println!("\n== the pipeline works (status changes as they happen)");
+    let mut seen: HashMap<String, LeadStatus> = HashMap::new();
+    let done = loop {
+        let leads = stack.leads().await?;
+        for lead in &leads {
+            if seen.get(lead.id.as_str()) != Some(&lead.status) {
+                let from = seen.insert(lead.id.to_string(), lead.status);
+                let name = names
+                    .get(lead.id.as_str())
+                    .copied()
+                    .unwrap_or(lead.profile.name.as_str());
+                match from {
+                    Some(from) => println!(
+                        "  +{:>4.1}s  {name:<16} {from} -> {}",
+                        started.elapsed().as_secs_f64(),
+                        lead.status
+                    ),
+                    None => println!(
+                        "  +{:>4.1}s  {name:<16} {}",
+                        started.elapsed().as_secs_f64(),
+                        lead.status
+                    ),
+                }
+            }
+        }
+        let playing = stack.sandbox().map_or(0, |s| s.conversations_playing());
+        if leads.len() > PROSPECTS.len() && playing == 0 && leads.iter().all(finished) {
+            break true;
+        }
+        if started.elapsed() > LIMIT {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let leads = stack.leads().await?;
+    print_funnel(&Funnel::of(&leads));
+    println!("\n== timelines");
+    for lead in &leads {
+        println!(
+            "\n  {} {} ({}): {}",
+            lead.id,
+            lead.profile.name,
+            lead.profile.company.as_deref().unwrap_or("-"),
+            lead.status
+        );
+        for entry in stack.timeline(&lead.id).await? {
+            println!(
+                "    {}  {:<18} {}",
+                entry.at.format("%H:%M:%S%.3f"),
+                entry.status.map_or(String::new(), |s| s.to_string()),
+                entry.detail
+            );
+        }
+    }
+    let dead = stack.dead_letters().await;
+    if !done {
+        bail!(
+            "not every lead reached an outcome within {} s",
+            LIMIT.as_secs()
+        );
+    }
+    if dead > 0 {
+        bail!("{dead} messages ended in a dead-letter queue");
+    }
+    println!(
+        "\nEvery lead reached an outcome in {:.1} s. Try it yourself: `cargo run -p recovery -- local`.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Nothing more will happen to this lead in the demo.
+fn finished(lead: &Lead) -> bool {
+    !matches!(
+        lead.status,
+        LeadStatus::Submitted | LeadStatus::MeetingRequested | LeadStatus::FollowUpSent
+    )
+}
+
+fn print_funnel(funnel: &Funnel) {
+    println!("\n== funnel");
+    for (label, count) in [
+        ("submitted", funnel.submitted),
+        ("booked directly", funnel.booked_directly),
+        ("meeting requested", funnel.requested),
+        ("  meeting scheduled", funnel.scheduled),
+        ("  re-entered nurture", funnel.re_entered_nurture),
+        ("recovery failed", funnel.failed),
+        ("still waiting", funnel.waiting),
+    ] {
+        println!("  {label:<22} {count:>3}");
+    }
+    println!(
+        "  {:<22} {:>5.1}%",
+        "booking rate",
+        funnel.booking_rate * 100.0
+    );
+}

@@ -1,0 +1,523 @@
+//! The whole pipeline in one process on one port: the Lambda functions' handlers
+//! behind `POST /forms` and `POST /webhooks/{provider}`, the two queue consumers
+//! running in-process, and the local-only `GET /leads/{lead_id}` and `GET /report`.
+//! Leads and queues are in memory by default, or DynamoDB and SQS when
+//! `AWS_ENDPOINT_URL` (an emulator such as `moto_server`) or `LEADS_TABLE` (real AWS)
+//! is set. SkipUp is an embedded sandbox unless `SKIPUP_BASE_URL` points elsewhere.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use http::StatusCode;
+use serde_json::json;
+use shared::adapters::aws::load_sdk_config;
+use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
+use shared::adapters::memory::MemoryLeadStore;
+use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
+use shared::config::{CrmConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
+use shared::handlers::crm_sync::{self, CrmDeps};
+use shared::handlers::form_intake::{self, FormDeps};
+use shared::handlers::recovery_check::{self, RecoveryDeps};
+use shared::handlers::webhook_ingest::{self, IngestDeps};
+use shared::intake::IntakeDeps;
+use shared::lead::{Lead, LeadId, TimelineEntry};
+use shared::ports::SkipUpApi;
+use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
+use shared::recovery::MemberCache;
+use shared::report::Funnel;
+use shared::skipup::{NewWebhookEndpoint, SkipUpClient};
+use skipup_sandbox::{Sandbox, SandboxConfig};
+
+use crate::inbox::{Inbox, LocalQueue, ScaledRedelivery, SqsInbox, consume};
+
+/// What the local stack uses where the environment is silent. The secrets are
+/// well-known local values: never use them for a deployed stack.
+pub const LOCAL_DEFAULTS: [(&str, &str); 7] = [
+    ("SKIPUP_API_KEY", "sk_test_sandbox"),
+    ("SKIPUP_WEBHOOK_SECRETS", "whsec_sandbox"),
+    ("SKIPCALLS_WEBHOOK_SECRETS", "whsec_local_skipcalls"),
+    ("SKODE_WEBHOOK_SECRETS", "whsec_local_skode"),
+    ("FORM_WEBHOOK_SECRETS", "whsec_local_forms"),
+    ("DEFAULT_ORGANIZER_EMAIL", "owner@vendor.example"),
+    ("RECOVERY_DELAY_SECONDS", "10"),
+];
+
+/// SkipUp webhook events the stack registers for.
+pub const SKIPUP_EVENTS: [&str; 4] = [
+    "meeting_request.created",
+    "meeting_request.follow_up_sent",
+    "meeting_request.booked",
+    "meeting_request.cancelled",
+];
+
+/// How to run the stack.
+pub struct Options {
+    /// 0 for any free port.
+    pub port: u16,
+    pub env: Env,
+    /// The embedded SkipUp sandbox, when `SKIPUP_BASE_URL` is not set.
+    pub sandbox: SandboxConfig,
+    /// Retry delays are divided by this (1 = as deployed).
+    pub retry_scale: f64,
+    /// Concurrent consumers of each queue (Lambda's concurrency).
+    pub workers: usize,
+    /// AWS SDK settings to use instead of the standard environment (tests).
+    pub sdk: Option<aws_config::SdkConfig>,
+}
+
+impl Options {
+    /// The process environment over [`LOCAL_DEFAULTS`].
+    pub fn from_process(port: u16) -> Self {
+        Self {
+            port,
+            env: Env::process().with_defaults(LOCAL_DEFAULTS),
+            sandbox: SandboxConfig::default(),
+            retry_scale: 30.0,
+            workers: 4,
+            sdk: None,
+        }
+    }
+}
+
+/// Queues, store and where they live.
+struct Backend {
+    store: Arc<dyn LeadStore>,
+    events: Arc<dyn EventLog>,
+    listing: Arc<dyn LeadListing>,
+    checks: Arc<dyn Queue>,
+    checks_inbox: Arc<dyn Inbox>,
+    check_redelivery: Arc<dyn Redelivery>,
+    crm: Arc<dyn Queue>,
+    crm_inbox: Arc<dyn Inbox>,
+    memory: Option<Arc<MemoryLeadStore>>,
+    description: String,
+}
+
+/// How long a received message stays invisible in the local stack's queues: longer
+/// than one check can take, as `template.yaml`'s is longer than a function's timeout.
+const LOCAL_VISIBILITY: Duration = Duration::from_secs(30);
+/// Receives before a message becomes a dead letter (as `template.yaml`).
+const MAX_RECEIVES: u32 = 10;
+
+fn memory_backend() -> Backend {
+    let store = Arc::new(MemoryLeadStore::new());
+    let checks = Arc::new(LocalQueue::standard(LOCAL_VISIBILITY, MAX_RECEIVES));
+    let crm = Arc::new(LocalQueue::fifo(LOCAL_VISIBILITY, MAX_RECEIVES));
+    Backend {
+        store: store.clone(),
+        events: store.clone(),
+        listing: store.clone(),
+        checks: checks.clone(),
+        checks_inbox: checks.clone(),
+        check_redelivery: checks,
+        crm: crm.clone(),
+        crm_inbox: crm,
+        memory: Some(store),
+        description: "in-memory leads and queues".into(),
+    }
+}
+
+/// DynamoDB and SQS: the resources named by the environment, or ones created with
+/// `LOCAL_RESOURCE_PREFIX` (default `recovery-local`) on an emulator.
+async fn aws_backend(
+    env: &Env,
+    sdk: Option<aws_config::SdkConfig>,
+) -> anyhow::Result<(Backend, Env)> {
+    let sdk = match sdk {
+        Some(sdk) => sdk,
+        None => load_sdk_config().await,
+    };
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let prefix = env
+        .get("LOCAL_RESOURCE_PREFIX")
+        .unwrap_or_else(|| "recovery-local".into());
+    let table = match env.get("LEADS_TABLE") {
+        Some(table) => table,
+        None => {
+            let table = format!("{prefix}-leads");
+            let exists = dynamo
+                .describe_table()
+                .table_name(&table)
+                .send()
+                .await
+                .is_ok();
+            if !exists {
+                create_leads_table(&dynamo, &table)
+                    .await
+                    .with_context(|| format!("creating table {table}"))?;
+            }
+            table
+        }
+    };
+    let (checks_url, checks_dlq) = match env.get("CHECK_QUEUE_URL") {
+        Some(url) => (url, None),
+        None => create_queue_pair(&sqs, &format!("{prefix}-checks"), false).await?,
+    };
+    let (crm_url, crm_dlq) = match env.get("CRM_QUEUE_URL") {
+        Some(url) => (url, None),
+        None => create_queue_pair(&sqs, &format!("{prefix}-crm"), true).await?,
+    };
+    let store = Arc::new(DynamoLeadStore::new(dynamo, &table));
+    let env = env.clone().with_defaults([
+        ("LEADS_TABLE", table.clone()),
+        ("CHECK_QUEUE_URL", checks_url.clone()),
+        ("CRM_QUEUE_URL", crm_url.clone()),
+    ]);
+    let backend = Backend {
+        store: store.clone(),
+        events: store.clone(),
+        listing: store,
+        checks: Arc::new(SqsQueue::new(sqs.clone(), &checks_url)),
+        checks_inbox: Arc::new(SqsInbox::new(sqs.clone(), checks_url.clone(), checks_dlq)),
+        check_redelivery: Arc::new(SqsRedelivery::new(sqs.clone(), &checks_url)),
+        crm: Arc::new(SqsQueue::new(sqs.clone(), &crm_url)),
+        crm_inbox: Arc::new(SqsInbox::new(sqs, crm_url, crm_dlq)),
+        memory: None,
+        description: format!("DynamoDB table {table} and SQS queues"),
+    };
+    Ok((backend, env))
+}
+
+/// A queue and its dead-letter queue (`maxReceiveCount` 10, local visibility).
+async fn create_queue_pair(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    fifo: bool,
+) -> anyhow::Result<(String, Option<String>)> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let suffix = if fifo { ".fifo" } else { "" };
+    let create = |name: String| {
+        let mut request = sqs.create_queue().queue_name(name);
+        if fifo {
+            request = request.attributes(A::FifoQueue, "true");
+        }
+        request
+    };
+    let dlq = create(format!("{name}-dlq{suffix}"))
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}-dlq"))?
+        .queue_url
+        .context("no queue URL")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&A::QueueArn).cloned())
+        .context("no queue ARN")?;
+    let url = create(format!("{name}{suffix}"))
+        .attributes(A::VisibilityTimeout, LOCAL_VISIBILITY.as_secs().to_string())
+        .attributes(
+            A::RedrivePolicy,
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES }).to_string(),
+        )
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}"))?
+        .queue_url
+        .context("no queue URL")?;
+    Ok((url, Some(dlq)))
+}
+
+/// The running stack. Dropping it stops everything.
+pub struct Stack {
+    url: String,
+    sandbox: Option<Sandbox>,
+    backend: Backend,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct App {
+    form: FormDeps,
+    ingest: IngestDeps,
+    store: Arc<dyn LeadStore>,
+    listing: Arc<dyn LeadListing>,
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        // Stdout is for people here; the metric lines go to the debug log.
+        shared::metrics::to_debug_log();
+        let mut env = options.env;
+        let sandbox = match env.get("SKIPUP_BASE_URL") {
+            Some(_) => None,
+            None => {
+                let mut config = options.sandbox;
+                if let Some(key) = env.get("SKIPUP_API_KEY") {
+                    config.api_key = key;
+                }
+                if let Some(secret) = first_secret(&env, "SKIPUP_WEBHOOK_SECRETS") {
+                    config.conversation.webhook_secret = secret;
+                }
+                let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
+                    .await
+                    .context("starting the SkipUp sandbox")?;
+                env = env.with_defaults([("SKIPUP_BASE_URL", sandbox.base_url())]);
+                Some(sandbox)
+            }
+        };
+        let aws = options.sdk.is_some()
+            || env.get("AWS_ENDPOINT_URL").is_some()
+            || env.get("LEADS_TABLE").is_some();
+        let backend = if aws {
+            let (backend, with_resources) = aws_backend(&env, options.sdk).await?;
+            env = with_resources;
+            backend
+        } else {
+            env = env.with_defaults([
+                ("LEADS_TABLE", "memory"),
+                ("CHECK_QUEUE_URL", "memory://checks"),
+                ("CRM_QUEUE_URL", "memory://crm"),
+            ]);
+            memory_backend()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let intake = |settings| IntakeDeps {
+            store: backend.store.clone(),
+            checks: backend.checks.clone(),
+            clock: clock.clone(),
+            settings,
+        };
+
+        let form_config = FormConfig::from_env(&env)?;
+        let form = FormDeps {
+            signature: form_config.signature,
+            max_body_bytes: form_config.max_body_bytes,
+            intake: intake(form_config.intake),
+        };
+        let ingest = IngestDeps {
+            config: IngestConfig::from_env(&env)?,
+            queue: backend.crm.clone(),
+            clock: clock.clone(),
+        };
+        ingest.log_configuration();
+        let recovery_config = RecoveryConfig::from_env(&env)?;
+        let skipup = Arc::new(SkipUpClient::new(recovery_config.skipup)?);
+        let recovery = Arc::new(RecoveryDeps {
+            store: backend.store.clone(),
+            skipup: skipup.clone(),
+            checks: backend.checks.clone(),
+            redelivery: Arc::new(ScaledRedelivery {
+                inner: backend.check_redelivery.clone(),
+                scale: options.retry_scale,
+            }),
+            clock: clock.clone(),
+            default_organizer: recovery_config.default_organizer,
+            request: recovery_config.request,
+            members: MemberCache::new(recovery_config.member_cache),
+            lease: recovery_config.lease,
+            crm: recovery_config.crm,
+        });
+        let crm_config = CrmConfig::from_env(&env)?;
+        let crm = Arc::new(CrmDeps {
+            store: backend.store.clone(),
+            events: backend.events.clone(),
+            intake: intake(crm_config.intake),
+            seen_for: crm_config.seen_for,
+            skode_booked_statuses: crm_config.skode_booked_statuses,
+            crm: crm_config.crm,
+        });
+
+        let app = Arc::new(App {
+            form,
+            ingest,
+            store: backend.store.clone(),
+            listing: backend.listing.clone(),
+        });
+        let router = Router::new()
+            .route(form_intake::ROUTE, any(forms))
+            .route("/webhooks/{provider}", any(webhooks))
+            .route("/leads/{lead_id}", get(lead))
+            .route("/report", get(report))
+            .with_state(app);
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
+                .await
+                .with_context(|| format!("cannot listen on port {}", options.port))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "local stack server stopped");
+            }
+        })];
+        for _ in 0..options.workers.max(1) {
+            let deps = recovery.clone();
+            tasks.push(tokio::spawn(consume(
+                backend.checks_inbox.clone(),
+                move |event| {
+                    let deps = deps.clone();
+                    async move { recovery_check::handle(&deps, event).await }
+                },
+            )));
+        }
+        // FIFO: the queue hands each message group to one consumer at a time.
+        for _ in 0..options.workers.max(1) {
+            let deps = crm.clone();
+            tasks.push(tokio::spawn(consume(
+                backend.crm_inbox.clone(),
+                move |event| {
+                    let deps = deps.clone();
+                    async move { crm_sync::handle(&deps, event).await }
+                },
+            )));
+        }
+
+        if sandbox.is_some() {
+            skipup
+                .create_webhook_endpoint(&NewWebhookEndpoint {
+                    url: format!("{url}/webhooks/skipup"),
+                    description: "recovery local stack".into(),
+                    events: SKIPUP_EVENTS.iter().map(|e| e.to_string()).collect(),
+                })
+                .await
+                .context("registering the local webhook endpoint with the sandbox")?;
+        }
+        tracing::info!(%url, backend = %backend.description, "local stack serving");
+        Ok(Self {
+            url,
+            sandbox,
+            backend,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    pub fn description(&self) -> &str {
+        &self.backend.description
+    }
+
+    pub async fn leads(&self) -> anyhow::Result<Vec<Lead>> {
+        Ok(self.backend.listing.list_leads().await?)
+    }
+
+    pub async fn timeline(&self, id: &LeadId) -> anyhow::Result<Vec<TimelineEntry>> {
+        Ok(self.backend.store.timeline(id).await?)
+    }
+
+    /// Dead letters in both queues.
+    pub async fn dead_letters(&self) -> usize {
+        self.backend.checks_inbox.dead_letters().await + self.backend.crm_inbox.dead_letters().await
+    }
+
+    /// Events kept because no lead matched them (in-memory store only).
+    pub fn unmatched(&self) -> Option<Vec<(String, String, String)>> {
+        self.backend.memory.as_ref().map(|m| m.unmatched())
+    }
+}
+
+/// The request with its body read; a body over `limit` is answered 413 here.
+async fn buffered(
+    request: Request,
+    limit: usize,
+) -> Result<http::Request<axum::body::Bytes>, Response> {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
+        Err(_) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(json!({ "error": "payload_too_large", "message": format!("body is larger than {limit} bytes") })),
+        )
+            .into_response()),
+    }
+}
+
+async fn forms(State(app): State<Arc<App>>, request: Request) -> Response {
+    match buffered(request, app.form.max_body_bytes).await {
+        Ok(request) => form_intake::handle(&app.form, &request)
+            .await
+            .into_response(),
+        Err(refusal) => refusal,
+    }
+}
+
+async fn webhooks(State(app): State<Arc<App>>, request: Request) -> Response {
+    match buffered(request, app.ingest.config.max_body_bytes).await {
+        Ok(request) => webhook_ingest::handle(&app.ingest, &request)
+            .await
+            .into_response(),
+        Err(refusal) => refusal,
+    }
+}
+
+fn problem(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response()
+}
+
+async fn lead(State(app): State<Arc<App>>, Path(lead_id): Path<String>) -> Response {
+    let Ok(id) = LeadId::parse(&lead_id) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_lead_id",
+            "lead ids look like l_ and 24 hex digits".into(),
+        );
+    };
+    let lead = match app.store.get_lead(&id).await {
+        Ok(Some(lead)) => lead,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "not_found", format!("no lead {id}")),
+        Err(error) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            );
+        }
+    };
+    match app.store.timeline(&id).await {
+        Ok(timeline) => axum::Json(json!({ "lead": lead, "timeline": timeline })).into_response(),
+        Err(error) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+        ),
+    }
+}
+
+async fn report(State(app): State<Arc<App>>) -> Response {
+    match app.listing.list_leads().await {
+        Ok(leads) => axum::Json(json!({ "funnel": Funnel::of(&leads) })).into_response(),
+        Err(error) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+        ),
+    }
+}
+
+/// The first secret of a comma-separated list (the one a sender signs with).
+pub fn first_secret(env: &Env, key: &str) -> Option<String> {
+    env.get(key)?
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .map(str::to_string)
+}

@@ -1,0 +1,227 @@
+//! `recovery local` as a user runs it: the binary started with secrets from the
+//! environment, an outside client signing with the Python reference signer, and the
+//! lead's status read back over HTTP until SkipUp's conversation ends it. Also
+//! `recovery simulate` against that stack.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::moto::free_port;
+use testkit::sign::python_sign;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SECRETS: [(&str, &str); 4] = [
+    (
+        "FORM_WEBHOOK_SECRETS",
+        "whsec_test_forms_new,whsec_test_forms_old",
+    ),
+    ("SKIPUP_WEBHOOK_SECRETS", "whsec_test_skipup"),
+    ("SKIPCALLS_WEBHOOK_SECRETS", "whsec_test_skipcalls"),
+    ("SKODE_WEBHOOK_SECRETS", "whsec_test_skode"),
+];
+
+fn start(port: u16) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recovery"));
+    command
+        .args(["local", "--port", &port.to_string()])
+        .env("RECOVERY_DELAY_SECONDS", "1")
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("LEADS_TABLE")
+        .env_remove("SKIPUP_BASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (key, value) in SECRETS {
+        command.env(key, value);
+    }
+    Running(command.spawn().expect("the recovery binary starts"))
+}
+
+async fn wait_until_serving(http: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    while http.get(format!("{base}/report")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "recovery local did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    header: &str,
+    signature: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(header, signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_outside_client_signs_deliveries_and_reads_the_lead_back() {
+    let port = free_port();
+    let _local = start(port);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_until_serving(&http, &base).await;
+
+    let form = serde_json::to_vec(&json!({
+        "email": "dana.ruiz@northwind.example", "name": "Dana Ruiz", "company": "Northwind",
+        "phone": "+1 415 555 0142", "submission_id": "sub_local_1"
+    }))
+    .unwrap();
+    // Signed with the older of the two form secrets: rotation works.
+    let signature = python_sign("skipup", "whsec_test_forms_old", None, &form);
+    let (status, answer) = post(
+        &http,
+        &format!("{base}/forms"),
+        "x-webhook-signature",
+        &signature,
+        &form,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let lead_id = answer["lead_id"].as_str().unwrap().to_string();
+    let default_secret = python_sign("skipup", "whsec_local_forms", None, &form);
+    let (status, _) = post(
+        &http,
+        &format!("{base}/forms"),
+        "x-webhook-signature",
+        &default_secret,
+        &form,
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "the built-in local secret is replaced by the environment's"
+    );
+
+    let call = serde_json::to_vec(&json!({ "event": "CALL_COMPLETED",
+        "call": { "id": "call_local_1", "to": "+1 (415) 555-0142", "short_summary": "Interested" } }))
+    .unwrap();
+    let signature = python_sign("skipcalls", "whsec_test_skipcalls", None, &call);
+    let (status, _) = post(
+        &http,
+        &format!("{base}/webhooks/skipcalls"),
+        "x-webhook-signature",
+        &signature,
+        &call,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &http,
+        &format!("{base}/webhooks/skipcalls"),
+        "x-webhook-signature",
+        "00ff",
+        &call,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The check comes due, the sandbox's conversation runs, its signed webhooks return.
+    let started = Instant::now();
+    let lead = loop {
+        let lead: Value = http
+            .get(format!("{base}/leads/{lead_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = lead["lead"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if status == "Meeting Scheduled" || status == "Re-enter Nurture" {
+            break lead;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "stuck at {status}: {lead}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let timeline = lead["timeline"].as_array().unwrap();
+    let details: Vec<&str> = timeline
+        .iter()
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("SkipUp accepted meeting request")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("Interested")),
+        "{details:?}"
+    );
+
+    let report: Value = http
+        .get(format!("{base}/report"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["funnel"]["submitted"], 1);
+    assert_eq!(report["funnel"]["requested"], 1);
+    let missing = http
+        .get(format!("{base}/leads/l_000000000000000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let invalid = http
+        .get(format!("{base}/leads/not-a-lead"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+
+    // `recovery simulate` signs like the provider; with the wrong secret it is refused.
+    let simulate = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_recovery"))
+            .args([
+                "simulate",
+                "skode",
+                &format!("{base}/webhooks/skode"),
+                "--secret",
+                secret,
+            ])
+            .output()
+            .unwrap()
+    };
+    let accepted = simulate("whsec_test_skode");
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
+    assert!(String::from_utf8_lossy(&accepted.stdout).starts_with("200 "));
+    let refused = simulate("whsec_wrong");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).starts_with("401 "));
+}

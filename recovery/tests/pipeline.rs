@@ -1,0 +1,249 @@
+//! The whole pipeline end to end, as `recovery local` runs it: 100 signed form posts,
+//! the recovery checks against a SkipUp sandbox that fails 30% of calls, and every
+//! conversation webhook delivered 1 to 8 times in shuffled order. Run in memory and
+//! again on DynamoDB and SQS in `moto_server`. Each lead must end in the status its
+//! conversation earned, with each applied event once on its timeline, exactly one
+//! meeting request per lead, and nothing lost (no dead letter, no unmatched event,
+//! every webhook delivered).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use recovery::simulate::{Sender, send};
+use recovery::stack::{LOCAL_DEFAULTS, Options, Stack};
+use serde_json::json;
+use shared::config::Env;
+use shared::lead::{Lead, LeadStatus};
+use skipup_sandbox::{ConversationConfig, Outcome, SandboxConfig};
+
+const LEADS: usize = 100;
+/// The recovery track, in order.
+const TRACK: [LeadStatus; 5] = [
+    LeadStatus::Submitted,
+    LeadStatus::MeetingRequested,
+    LeadStatus::FollowUpSent,
+    LeadStatus::MeetingScheduled,
+    LeadStatus::ReEnterNurture,
+];
+/// A bound on how long the run may take before the test reports what is stuck.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Options {
+    let mut pairs: Vec<(String, String)> = LOCAL_DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    pairs.push(("RECOVERY_DELAY_SECONDS".into(), "1".into()));
+    pairs.push(("SKIPUP_TIMEOUT_SECONDS".into(), "1".into()));
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Options {
+        port: 0,
+        env: Env::from_pairs(pairs),
+        sandbox: SandboxConfig {
+            members: vec![
+                "owner@vendor.example".into(),
+                "alex.morgan@vendor.example".into(),
+            ],
+            fault_rate: 0.3,
+            // Time runs 60 times faster for retries, so for the rate limit too.
+            rate_window: Duration::from_secs(1),
+            slow_delay: Duration::from_millis(1500),
+            seed: 42,
+            conversation: ConversationConfig {
+                step: Duration::from_millis(20),
+                follow_up_odds: 0.5,
+                booked_odds: 0.6,
+                copies: (1, 8),
+                shuffle: true,
+                retry_unit: Duration::from_millis(50),
+                ..ConversationConfig::default()
+            },
+            ..SandboxConfig::default()
+        },
+        retry_scale: 60.0,
+        workers: 4,
+        sdk,
+    }
+}
+
+fn email(i: usize) -> String {
+    format!("prospect{i:03}@company{}.example", i % 17)
+}
+
+async fn run(options: Options) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let stack = Stack::start(options).await.unwrap();
+    let sandbox = stack.sandbox().expect("the embedded sandbox");
+    let http = reqwest::Client::new();
+    let url = format!("{}/forms", stack.url());
+    for i in 0..LEADS {
+        // A third of the leads have a rep who is not a SkipUp member.
+        let rep = match i % 3 {
+            0 => "alex.morgan@vendor.example",
+            1 => "gone.rep@vendor.example",
+            _ => "owner@vendor.example",
+        };
+        let form = json!({ "email": email(i), "name": format!("Prospect {i}"),
+            "company": format!("Company {}", i % 17), "assigned_rep_email": rep,
+            "submission_id": format!("sub_{i}") });
+        let body = serde_json::to_vec(&form).unwrap();
+        // Like a form tool: a 503 (the store or queue was slow) is posted again.
+        let mut tries = 0;
+        loop {
+            let (status, answer) = send(&http, Sender::Form, &url, "whsec_local_forms", &body)
+                .await
+                .unwrap();
+            tries += 1;
+            if status == 202 {
+                break;
+            }
+            assert!(status == 503 && tries < 5, "{status} {answer}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    let started = Instant::now();
+    let leads = loop {
+        let leads = stack.leads().await.unwrap();
+        let settled = leads.len() == LEADS
+            && sandbox.conversations().len() == LEADS
+            && sandbox.conversations_playing() == 0
+            && leads.iter().all(|l| {
+                matches!(
+                    l.status,
+                    LeadStatus::MeetingScheduled | LeadStatus::ReEnterNurture
+                )
+            });
+        if settled {
+            break leads;
+        }
+        if started.elapsed() > PATIENCE {
+            let stuck: Vec<String> = leads
+                .iter()
+                .filter(|l| {
+                    !matches!(
+                        l.status,
+                        LeadStatus::MeetingScheduled | LeadStatus::ReEnterNurture
+                    )
+                })
+                .map(|l| format!("{} {} {:?}", l.id, l.status, l.recovery))
+                .collect();
+            panic!(
+                "not settled: {} leads, {} conversations ({} playing), {} dead letters, SkipUp answers {:?}; stuck: {stuck:?}",
+                leads.len(),
+                sandbox.conversations().len(),
+                sandbox.conversations_playing(),
+                stack.dead_letters().await,
+                sandbox.status_counts()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Exactly one meeting request per lead, whatever the faults and retries.
+    let created = sandbox.created_per_participant();
+    assert_eq!(created.len(), LEADS);
+    assert!(created.values().all(|n| *n == 1), "{created:?}");
+    let faults = sandbox.status_counts();
+    assert!(
+        faults.keys().any(|s| *s >= 500),
+        "the sandbox injected faults: {faults:?}"
+    );
+
+    // Each lead ends where its conversation took it.
+    let by_email: HashMap<&str, &Lead> = leads
+        .iter()
+        .map(|l| (l.profile.email.as_str(), l))
+        .collect();
+    let mut follow_ups_applied = 0;
+    for conversation in sandbox.conversations() {
+        let lead = by_email[conversation.participant.as_str()];
+        let expected = match conversation.outcome {
+            Outcome::Booked => LeadStatus::MeetingScheduled,
+            Outcome::Cancelled => LeadStatus::ReEnterNurture,
+        };
+        assert_eq!(lead.status, expected, "{}", lead.id);
+        assert_eq!(
+            lead.meeting_request_id.as_deref(),
+            Some(conversation.meeting_request_id.as_str())
+        );
+        let timeline = stack.timeline(&lead.id).await.unwrap();
+        let ids: Vec<&str> = timeline.iter().map(|e| e.event_id.as_str()).collect();
+        let unique: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "an event twice on {}: {ids:?}",
+            lead.id
+        );
+        let finals = timeline
+            .iter()
+            .filter(|e| e.status == Some(expected))
+            .count();
+        assert_eq!(finals, 1, "{}: {timeline:?}", lead.id);
+        let follow_ups = timeline
+            .iter()
+            .filter(|e| e.status == Some(LeadStatus::FollowUpSent))
+            .count();
+        assert!(
+            follow_ups <= usize::from(conversation.follow_up),
+            "{}",
+            lead.id
+        );
+        follow_ups_applied += follow_ups;
+        // Statuses on the timeline only move forward along the recovery track.
+        let track: Vec<usize> = timeline
+            .iter()
+            .filter_map(|e| e.status)
+            .map(|s| TRACK.iter().position(|t| *t == s).expect("on the track"))
+            .collect();
+        assert!(
+            track.windows(2).all(|w| w[0] < w[1]),
+            "{}: {timeline:?}",
+            lead.id
+        );
+    }
+    assert!(
+        follow_ups_applied > 0,
+        "some follow-ups arrived in time to count"
+    );
+
+    // Nothing lost: every delivery was accepted, nothing dead or unmatched.
+    let deliveries = sandbox.deliveries();
+    let events: usize = sandbox
+        .conversations()
+        .iter()
+        .map(|c| c.event_types().len())
+        .sum();
+    assert!(
+        deliveries.len() > events,
+        "webhooks were delivered more than once"
+    );
+    assert!(
+        deliveries.iter().all(|d| d.delivered),
+        "a webhook was not delivered"
+    );
+    assert_eq!(stack.dead_letters().await, 0);
+    if let Some(unmatched) = stack.unmatched() {
+        assert!(unmatched.is_empty(), "{unmatched:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_pipeline_in_memory() {
+    run(options(&[], None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_pipeline_on_dynamodb_and_sqs() {
+    let moto = testkit::moto::moto();
+    let prefix = testkit::unique_name("e2e");
+    run(options(
+        &[("LOCAL_RESOURCE_PREFIX", prefix.as_str())],
+        Some(moto.sdk_config().await),
+    ))
+    .await;
+}
