@@ -119,9 +119,11 @@ impl CrmSync {
     }
 
     /// Pushes the lead's status to every connector unless the CRM already has it.
-    /// A transient failure is returned (the caller retries its message); a permanent
-    /// one is logged and counted, and the status is recorded as told so it is not
-    /// retried forever. Returns the status pushed, if any.
+    /// A transient failure is returned (the caller arranges a retry); a permanent one
+    /// is logged and counted, and the status is recorded as told so it is not retried
+    /// forever. When the lead moved on while its status was being pushed, a concurrent
+    /// push of the newer status may have landed first: the newer one is pushed again,
+    /// so the CRM ends on the lead's latest status. Returns the last status pushed.
     pub async fn reconcile(
         &self,
         store: &dyn LeadStore,
@@ -131,38 +133,57 @@ impl CrmSync {
         if self.connectors.is_empty() {
             return Ok(None);
         }
-        let Some(lead) = store.get_lead(id).await? else {
-            return Ok(None);
-        };
-        if lead.status == LeadStatus::Submitted || lead.crm_status == Some(lead.status) {
-            return Ok(None);
+        let mut overtaken = false;
+        let mut pushed = None;
+        for _ in 0..MAX_ROUNDS {
+            let Some(lead) = store.get_lead(id).await? else {
+                return Ok(pushed);
+            };
+            let told = lead.crm_status == Some(lead.status) && !overtaken;
+            if lead.status == LeadStatus::Submitted || told {
+                return Ok(pushed);
+            }
+            let update = StatusUpdate::of(&lead);
+            self.push(&update, function).await?;
+            pushed = Some(update.status);
+            let mut recorded = false;
+            update_lead(store, id, |lead| {
+                recorded = lead.status == update.status;
+                (recorded && lead.crm_status != Some(update.status)).then(|| {
+                    lead.crm_status = Some(update.status);
+                    Change::default()
+                })
+            })
+            .await?;
+            tracing::info!(lead_id = %id, status = update.status.as_str(), "CRM updated");
+            if recorded {
+                return Ok(pushed);
+            }
+            overtaken = true;
         }
-        let update = StatusUpdate::of(&lead);
+        Ok(pushed)
+    }
+
+    async fn push(&self, update: &StatusUpdate, function: &str) -> Result<(), ReconcileError> {
         for connector in &self.connectors {
-            match connector.push(&update).await {
+            match connector.push(update).await {
                 Ok(()) => {}
                 Err(error @ ConnectorError::Transient { .. }) => {
                     metrics::count(function, &[("CrmPushRetries", 1.0)]);
                     return Err(ReconcileError::Connector(error));
                 }
                 Err(error @ ConnectorError::Permanent { .. }) => {
-                    tracing::error!(lead_id = %id, %error, "the CRM refused the update; not retried");
+                    tracing::error!(lead_id = %update.lead_id, %error, "the CRM refused the update; not retried");
                     metrics::count(function, &[("CrmPushFailures", 1.0)]);
                 }
             }
         }
-        let status = update.status;
-        update_lead(store, id, |lead| {
-            (lead.status == status && lead.crm_status != Some(status)).then(|| {
-                lead.crm_status = Some(status);
-                Change::default()
-            })
-        })
-        .await?;
-        tracing::info!(lead_id = %id, status = status.as_str(), "CRM updated");
-        Ok(Some(status))
+        Ok(())
     }
 }
+
+/// Pushes per reconcile before leaving the rest to the lead's next event.
+const MAX_ROUNDS: usize = 4;
 
 impl ReconcileError {
     /// How long to wait before the retry: the connector's Retry-After if it gave one.

@@ -137,7 +137,9 @@ async fn skode_answers_are_classified_transient_or_permanent() {
         (429, true),
         (500, true),
         (503, true),
-        (401, false),
+        (401, true),
+        (403, true),
+        (302, false),
         (404, false),
         (422, false),
     ];
@@ -166,6 +168,44 @@ async fn skode_answers_are_classified_transient_or_permanent() {
             ConnectorError::Permanent { .. } => assert!(!transient, "{status} must be retried"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_skode_answer_that_is_not_a_lead_stops_before_any_patch() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let error = skode(&server)
+        .push(&update(LeadStatus::MeetingScheduled, Some("lead_1")))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectorError::Permanent { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_redirected_webhook_is_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/old"))
+        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/new"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let gone = webhook(format!("{}/old", server.uri()))
+        .push(&update(LeadStatus::MeetingScheduled, None))
+        .await;
+    assert!(matches!(gone, Err(ConnectorError::Permanent { .. })));
 }
 
 #[tokio::test]

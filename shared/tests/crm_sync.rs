@@ -14,6 +14,7 @@ use shared::inbound::{InboundEvent, Provider};
 use shared::intake::{IntakeDeps, IntakeSettings};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, Recovery, TimelineEntry};
 use shared::ports::{LeadStore, Pointer};
+use shared::recovery::CheckMessage;
 
 const MR: &str = "mr_01JAXQ7K3M8D2V5R9T4W6Y1B0C";
 const EMAIL: &str = "dana.ruiz@northwind.example";
@@ -281,27 +282,66 @@ async fn the_crm_is_told_each_status_once_however_often_events_arrive() {
 }
 
 #[tokio::test]
-async fn a_crm_that_is_down_gets_the_status_when_the_event_comes_back() {
+async fn a_crm_that_is_down_holds_back_no_event_and_is_retried_from_the_checks_queue() {
     let (w, crm) = world_with_crm();
     let lead = lead(&w, true).await;
     crm.fail_next([true]);
     let booked = skipup("meeting_request.booked", "evt_3", 3);
-    let err = sync(&w.deps, &booked).await.unwrap_err();
-    assert!(err.reason.contains("HTTP 503"), "{}", err.reason);
-    // The lead moved once; the event was not marked done, so it comes back.
-    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
     assert_eq!(
         sync(&w.deps, &booked).await.unwrap(),
-        SyncOutcome::NoChange {
-            lead_id: lead.id.clone()
+        SyncOutcome::Applied {
+            lead_id: lead.id.clone(),
+            status: Some(LeadStatus::MeetingScheduled)
         }
     );
-    assert_eq!(crm.pushed(), [LeadStatus::MeetingScheduled]);
-    assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), 2);
     assert_eq!(
         sync(&w.deps, &booked).await.unwrap(),
         SyncOutcome::Duplicate
     );
+    assert!(crm.pushed().is_empty());
+    // The retry waits in the checks queue, whose consumer reconciles the lead.
+    let retry = w.checks.drain();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].delay_seconds, Some(60));
+    let check: CheckMessage = serde_json::from_str(&retry[0].body).unwrap();
+    assert_eq!(check.lead_id, lead.id);
+    w.deps
+        .crm
+        .reconcile(&*w.store, &lead.id, "test")
+        .await
+        .unwrap();
+    assert_eq!(crm.pushed(), [LeadStatus::MeetingScheduled]);
+    assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_status_overtaken_while_it_was_pushed_is_followed_by_the_newer_one() {
+    let (w, crm) = world_with_crm();
+    let lead = lead(&w, true).await;
+    // The CRM is told "Meeting Requested"; before that is recorded, the lead moves on
+    // (as if another consumer applied `booked` and pushed it first).
+    let store = w.store.clone();
+    let id = lead.id.clone();
+    crm.before_next_push(move || {
+        let mut moved = futures::executor::block_on(store.get_lead(&id))
+            .unwrap()
+            .unwrap();
+        moved.status = LeadStatus::MeetingScheduled;
+        futures::executor::block_on(store.save_lead(&moved, None, None)).unwrap();
+    });
+    let pushed = w
+        .deps
+        .crm
+        .reconcile(&*w.store, &lead.id, "test")
+        .await
+        .unwrap();
+    assert_eq!(pushed, Some(LeadStatus::MeetingScheduled));
+    assert_eq!(
+        crm.pushed(),
+        [LeadStatus::MeetingRequested, LeadStatus::MeetingScheduled]
+    );
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.crm_status, Some(LeadStatus::MeetingScheduled));
 }
 
 #[tokio::test]

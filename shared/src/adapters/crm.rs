@@ -19,12 +19,16 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(3))
         .timeout(timeout)
         .user_agent(concat!("lead-recovery/", env!("CARGO_PKG_VERSION")))
+        // A redirected POST may turn into a bodiless GET, or carry the signature and
+        // the lead's data to another host: a 3xx is refused instead.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())
 }
 
 /// Sends `request` and classifies the answer: 2xx is the body; 408, 429 and 5xx, and
-/// network errors, are transient; anything else is permanent.
+/// network errors, are transient; so are 401 and 403 (a key being rotated or fixed:
+/// the statuses must still reach the CRM afterwards); anything else is permanent.
 async fn send(
     connector: &'static str,
     request: reqwest::RequestBuilder,
@@ -52,6 +56,8 @@ async fn send(
     let message = format!("HTTP {}: {excerpt}", status.as_u16());
     if status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
         || status.is_server_error()
     {
         Err(transient(message, wait))
@@ -70,8 +76,8 @@ pub struct SkodeSettings {
     pub status_field: String,
     /// Tags this connector owns start with this (default `recovery-`).
     pub tag_prefix: String,
-    /// Tag that pauses other nurture sequences while SkipUp is talking to the lead
-    /// and once a meeting is booked (default `nurture-paused`).
+    /// Tag that pauses other nurture sequences from "Follow-up Sent" (as the source
+    /// document maps it) and once a meeting is booked (default `nurture-paused`).
     pub pause_tag: String,
     pub timeout: Duration,
 }
@@ -151,9 +157,16 @@ impl CrmConnector for SkodeConnector {
         let url = self.lead_url(skode_id);
         let key = self.settings.api_key.expose_secret();
         let body = send(self.name(), self.http.get(url.clone()).bearer_auth(key)).await?;
+        // Accept the lead bare or wrapped in `data`; anything else would make the
+        // PATCH below wipe the lead's tags, so it stops here.
         let current: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        // Accept the lead bare or wrapped in `data`.
         let lead = current.get("data").unwrap_or(&current);
+        if !lead.is_object() {
+            return Err(ConnectorError::Permanent {
+                connector: self.name(),
+                message: "GET /leads/{id} did not answer with a lead object".into(),
+            });
+        }
         let tags = lead
             .get("tags")
             .and_then(Value::as_array)

@@ -187,16 +187,31 @@ impl Clock for ManualClock {
 }
 
 /// A CRM connector that records every update and fails as scripted first.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RecordingConnector {
     failures: std::sync::Mutex<std::collections::VecDeque<bool>>,
     pushed: std::sync::Mutex<Vec<crate::crm::StatusUpdate>>,
+    before_push: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for RecordingConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingConnector")
+            .field("pushed", &self.pushed())
+            .finish()
+    }
 }
 
 impl RecordingConnector {
     /// The next pushes fail, transiently (`true`) or permanently (`false`), in order.
     pub fn fail_next(&self, transient: impl IntoIterator<Item = bool>) {
         self.failures.lock().unwrap().extend(transient);
+    }
+
+    /// Runs `action` once, just before the next push is delivered (to interleave a
+    /// concurrent change).
+    pub fn before_next_push(&self, action: impl FnOnce() + Send + 'static) {
+        *self.before_push.lock().unwrap() = Some(Box::new(action));
     }
 
     /// The statuses delivered so far, in order.
@@ -221,6 +236,10 @@ impl crate::crm::CrmConnector for RecordingConnector {
         update: &crate::crm::StatusUpdate,
     ) -> Result<(), crate::crm::ConnectorError> {
         use crate::crm::ConnectorError;
+        let action = self.before_push.lock().unwrap().take();
+        if let Some(action) = action {
+            action();
+        }
         match self.failures.lock().unwrap().pop_front() {
             Some(true) => Err(ConnectorError::Transient {
                 connector: "recording",

@@ -4,6 +4,7 @@
 //! one timeline entry; an event no lead matches is kept for an operator, never dropped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{SubsecRound, TimeDelta};
@@ -11,7 +12,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use super::RetryLater;
-use crate::crm::CrmSync;
+use crate::crm::{CrmSync, ReconcileError};
 use crate::form::profile_from_skode_lead;
 use crate::inbound::{
     InboundEvent, Payload, Provider, Subject, skipcalls_call, skipup_meeting_request, text,
@@ -21,7 +22,7 @@ use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
 use crate::ports::{EventLog, LeadStore, Pointer, StoreError};
-use crate::recovery::backoff;
+use crate::recovery::{CheckMessage, MAX_SQS_DELAY_SECS, backoff};
 use crate::update::{Change, update_lead};
 
 /// Function name in metrics.
@@ -145,16 +146,8 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
         } => metrics::count(FUNCTION, &[(status_metric(*status), 1.0)]),
         _ => {}
     }
-    // Before the event is marked done: a CRM that could not be told retries the event,
-    // which finds it applied and only reconciles.
     if let Some(lead_id) = outcome.lead_id() {
-        deps.crm
-            .reconcile(&*deps.store, lead_id, FUNCTION)
-            .await
-            .map_err(|e| RetryLater {
-                after: e.retry_after(),
-                reason: e.to_string(),
-            })?;
+        tell_crm(deps, lead_id).await?;
     }
     deps.events
         .mark_seen(&key, deps.intake.clock.now() + deps.seen_for)
@@ -162,6 +155,41 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
         .map_err(retry)?;
     Ok(outcome)
 }
+
+/// Brings the CRM up to the lead's status. A CRM that is down must not hold back the
+/// lead's events (nor, in a FIFO group, the events behind them), so its retry is
+/// handed to the checks queue, whose consumer reconciles every lead it is given.
+async fn tell_crm(deps: &CrmDeps, lead_id: &LeadId) -> Result<(), RetryLater> {
+    match deps.crm.reconcile(&*deps.store, lead_id, FUNCTION).await {
+        Ok(_) => Ok(()),
+        Err(ReconcileError::Store(error)) => Err(retry(error)),
+        Err(error) => {
+            let now = deps.intake.clock.now();
+            let delay = error
+                .retry_after()
+                .unwrap_or(CRM_RETRY_DELAY)
+                .min(Duration::from_secs(MAX_SQS_DELAY_SECS.into()));
+            let check = CheckMessage {
+                v: 1,
+                lead_id: lead_id.clone(),
+                due_at: now,
+            };
+            let mut message = check.to_queue_message(now);
+            message.delay_seconds =
+                Some(u32::try_from(delay.as_secs()).unwrap_or(MAX_SQS_DELAY_SECS));
+            deps.intake
+                .checks
+                .send(&message)
+                .await
+                .map_err(|e| RetryLater::after(backoff(1), e))?;
+            tracing::warn!(lead_id = %lead_id, %error, delay_secs = delay.as_secs(), "CRM not updated; retried from the checks queue");
+            Ok(())
+        }
+    }
+}
+
+/// When a CRM that failed transiently is tried again, without a Retry-After.
+const CRM_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// Metric name of a status (no spaces).
 fn status_metric(status: LeadStatus) -> &'static str {

@@ -281,6 +281,12 @@ async fn record_requested(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mr_id = meeting_request.id.clone();
+    // The timeline names the role, not the address.
+    let who = if organizer == &deps.default_organizer {
+        "the default organizer"
+    } else {
+        "the assigned rep"
+    };
     update_lead(&*deps.store, id, |lead| {
         if lead.meeting_request_id.as_deref() == Some(mr_id.as_str()) {
             return None;
@@ -303,7 +309,7 @@ async fn record_requested(
                 event_id: format!("skipup:{mr_id}:accepted"),
                 source: FUNCTION.into(),
                 status,
-                detail: format!("SkipUp accepted meeting request {mr_id}, organizer {organizer}"),
+                detail: format!("SkipUp accepted meeting request {mr_id}; organizer: {who}"),
             }),
             pointer: Some(Pointer::MeetingRequest(mr_id.clone())),
         })
