@@ -357,7 +357,8 @@ impl Inbox for SqsInbox {
     }
 }
 
-/// Shortens every retry delay by `scale` (the local stack's compressed time).
+/// Shortens every retry delay by `scale` (the local stack's compressed time), to no
+/// less than a second.
 pub struct ScaledRedelivery {
     pub inner: Arc<dyn Redelivery>,
     pub scale: f64,
@@ -367,7 +368,12 @@ pub struct ScaledRedelivery {
 impl Redelivery for ScaledRedelivery {
     async fn retry_after(&self, receipt_handle: &str, delay: Duration) {
         self.inner
-            .retry_after(receipt_handle, delay.div_f64(self.scale.max(1.0)))
+            .retry_after(
+                receipt_handle,
+                delay
+                    .div_f64(self.scale.max(1.0))
+                    .max(Duration::from_secs(1)),
+            )
             .await;
     }
 }

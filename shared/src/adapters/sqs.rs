@@ -77,7 +77,8 @@ const MAX_VISIBILITY_SECS: u64 = 43_200;
 #[async_trait]
 impl Redelivery for SqsRedelivery {
     async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) {
-        let seconds = delay.as_secs().min(MAX_VISIBILITY_SECS) as i32;
+        // Whole seconds, rounded up: a short delay must not become an immediate retry.
+        let seconds = (delay.as_secs_f64().ceil() as u64).min(MAX_VISIBILITY_SECS) as i32;
         let result = self
             .client
             .change_message_visibility()
