@@ -4,20 +4,66 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use recovery::backfill::{Backfill, Settings, Source, backfill};
+use recovery::dlq::{self, QueuePair};
+use recovery::ops::{QueueKind, Target, health, print_registration, register_webhook};
+use recovery::report;
 use recovery::simulate::{Sender, send};
 use recovery::stack::{Options, Stack, first_secret};
 use recovery::{demo, stack};
+use shared::adapters::dynamo::DynamoLeadStore;
 use shared::config::Env;
+use shared::pacing::Pace;
+use shared::ports::{LeadListing, SystemClock};
+use shared::report::Report;
 
 #[derive(Parser)]
 #[command(
     name = "recovery",
     version,
-    about = "Operate the lead recovery pipeline"
+    about = "Operate the lead recovery pipeline",
+    after_help = "The operator commands (register-webhook, health, backfill, dlq, report) use the stack \
+named by the environment: LEADS_TABLE, CHECK_QUEUE_URL, CRM_QUEUE_URL (the stack's outputs), \
+SECRETS_ARN (or SKIPUP_API_KEY and the other variables), AWS credentials and region. With --local \
+they use what `recovery local` runs with on an emulator (AWS_ENDPOINT_URL) and its defaults."
 )]
 struct Cli {
+    /// Use the local stack's resources and defaults (`recovery local` with AWS_ENDPOINT_URL).
+    #[arg(long, global = true)]
+    local: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Html,
+    Svg,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Show the dead letters (without their bodies), leaving them in place.
+    List {
+        /// Only this queue's dead letters (default: both).
+        #[arg(long)]
+        queue: Option<QueueKind>,
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Send dead letters back to their queue, deleting each once it is sent.
+    Replay {
+        #[arg(long)]
+        queue: Option<QueueKind>,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -34,6 +80,67 @@ enum Command {
         /// 0 picks a free port.
         #[arg(long, default_value_t = 0)]
         port: u16,
+    },
+    /// Register URL (the stack's SkipUpWebhookUrl output) with SkipUp for the recovery events.
+    RegisterWebhook {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "lead recovery pipeline")]
+        description: String,
+    },
+    /// List SkipUp's webhook endpoints; exit 1 if one is disabled or an event reaches none.
+    Health,
+    /// Ask SkipUp to recover leads who submitted but never booked, paced under its rate limit.
+    /// Safe to interrupt and run again: nothing is sent twice.
+    Backfill {
+        /// A CSV export with email, name, submitted_at (and optional company, role, phone,
+        /// timezone, rep_email, booked, booked_at) columns.
+        #[arg(
+            long,
+            conflicts_with = "from_table",
+            required_unless_present = "from_table"
+        )]
+        csv: Option<std::path::PathBuf>,
+        /// Leads in the table still waiting for their check.
+        #[arg(long, requires = "since")]
+        from_table: bool,
+        /// First day (UTC, YYYY-MM-DD) of submissions to consider, with --from-table.
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Show what would be requested; write nothing and call SkipUp for nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// SkipUp's rate limit: this many requests...
+        #[arg(long, default_value_t = 120)]
+        limit: u32,
+        /// ...per this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        window_secs: f64,
+        /// Share of the limit to use (the rest is room for the running pipeline).
+        #[arg(long, default_value_t = 0.97)]
+        share: f64,
+        /// Leads in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// The dead-letter queues of the checks and CRM queues.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// The recovery funnel per day: booking rate and median time to book.
+    Report {
+        /// First day (UTC, YYYY-MM-DD); default: 29 days before --until.
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Last day (UTC); default: today.
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Send a correctly signed sample delivery to URL and print the answer.
     Simulate {
@@ -55,16 +162,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Simulate { .. });
+    // The server logs what it serves; the other commands print their own results.
+    let level = match cli.command {
+        Command::Local { .. } => "info",
+        Command::Demo { .. } | Command::Simulate { .. } => "error",
+        _ => "warn",
+    };
+    // Stdout is for people: metric lines go to the debug log.
+    shared::metrics::to_debug_log();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| if quiet { "error" } else { "info" }.into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
         .compact()
         .init();
-    match run(cli.command).await {
+    match run(cli.command, cli.local).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("recovery: {error:#}");
@@ -73,8 +186,118 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
     match command {
+        Command::RegisterWebhook { url, description } => {
+            let target = Target::resolve(local).await?;
+            let registration = register_webhook(&target.skipup()?, &url, &description).await?;
+            print_registration(&mut std::io::stdout(), &registration)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => {
+            let target = Target::resolve(local).await?;
+            let healthy = health(&target.skipup()?, &mut std::io::stdout()).await?;
+            Ok(exit(healthy))
+        }
+        Command::Backfill {
+            csv,
+            from_table: _,
+            since,
+            dry_run,
+            limit,
+            window_secs,
+            share,
+            concurrency,
+        } => {
+            if !(window_secs > 0.0 && window_secs.is_finite() && (0.0..=1.0).contains(&share)) {
+                anyhow::bail!("--window-secs must be positive and --share between 0 and 1");
+            }
+            let target = Target::resolve(local).await?;
+            let store = Arc::new(DynamoLeadStore::new(target.dynamo(), target.table()?));
+            let source = match (csv, since) {
+                (Some(path), _) => Source::Csv(path),
+                (None, Some(since)) => Source::Table { since },
+                (None, None) => anyhow::bail!("give --csv FILE or --from-table --since DATE"),
+            };
+            let limit = Pace {
+                requests: limit.max(1),
+                per: Duration::from_secs_f64(window_secs),
+            };
+            let settings = Settings {
+                pace: limit.share(share),
+                dry_run,
+                concurrency,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let job = Backfill {
+                store: store.clone(),
+                skipup: Arc::new(target.skipup()?),
+                env: target.env.clone(),
+                clock: Arc::new(SystemClock),
+            };
+            let summary = backfill(&job, &*store, &source, &settings, limit).await?;
+            summary.print(&mut std::io::stdout())?;
+            Ok(exit(summary.complete()))
+        }
+        Command::Dlq { command } => {
+            let target = Target::resolve(local).await?;
+            let sqs = target.sqs();
+            let (queue, max, replaying) = match command {
+                DlqCommand::List { queue, max } => (queue, max, false),
+                DlqCommand::Replay { queue, max } => (queue, max, true),
+            };
+            let kinds = queue.map_or(QueueKind::ALL.to_vec(), |q| vec![q]);
+            let mut ok = true;
+            for kind in kinds {
+                let pair = QueuePair::of(&sqs, &target.queue_url(kind).await?).await?;
+                let mut out = std::io::stdout();
+                if replaying {
+                    let done = dlq::replay(&sqs, &pair, max).await?;
+                    println!("{}: {} replayed", kind.name(), done.replayed.len());
+                    for (letter, error) in &done.failed {
+                        println!("  not replayed {}: {error}", letter.message_id);
+                    }
+                    ok &= done.failed.is_empty();
+                } else {
+                    dlq::print(&mut out, kind.name(), &dlq::list(&sqs, &pair, max).await?)?;
+                }
+            }
+            Ok(exit(ok))
+        }
+        Command::Report {
+            since,
+            until,
+            format,
+            out,
+        } => {
+            let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let since = since.unwrap_or(until - chrono::Days::new(29));
+            if since > until {
+                anyhow::bail!("--since {since} is after --until {until}");
+            }
+            let target = Target::resolve(local).await?;
+            let store = DynamoLeadStore::new(target.dynamo(), target.table()?);
+            let leads = store
+                .leads_submitted_between(since, until)
+                .await
+                .context("reading leads")?;
+            let report = Report::of(&leads, since, until);
+            let text = match format {
+                Format::Table => report::table(&report),
+                Format::Json => report::json(&report),
+                Format::Html => report::html(&report),
+                Format::Svg => report::svg(&report),
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Local { port } => {
             let stack = Stack::start(Options::from_process(port)).await?;
             eprintln!(
@@ -133,5 +356,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

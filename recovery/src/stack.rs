@@ -31,7 +31,7 @@ use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
 use shared::recovery::MemberCache;
 use shared::report::Funnel;
-use shared::skipup::{NewWebhookEndpoint, SkipUpClient};
+use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, SkipUpClient};
 use skipup_sandbox::{Sandbox, SandboxConfig};
 
 use crate::inbox::{Inbox, LocalQueue, ScaledRedelivery, SqsInbox, consume};
@@ -46,14 +46,6 @@ pub const LOCAL_DEFAULTS: [(&str, &str); 7] = [
     ("FORM_WEBHOOK_SECRETS", "whsec_local_forms"),
     ("DEFAULT_ORGANIZER_EMAIL", "owner@vendor.example"),
     ("RECOVERY_DELAY_SECONDS", "10"),
-];
-
-/// SkipUp webhook events the stack registers for.
-pub const SKIPUP_EVENTS: [&str; 4] = [
-    "meeting_request.created",
-    "meeting_request.follow_up_sent",
-    "meeting_request.booked",
-    "meeting_request.cancelled",
 ];
 
 /// How to run the stack.
@@ -385,7 +377,7 @@ impl Stack {
                 .create_webhook_endpoint(&NewWebhookEndpoint {
                     url: format!("{url}/webhooks/skipup"),
                     description: "recovery local stack".into(),
-                    events: SKIPUP_EVENTS.iter().map(|e| e.to_string()).collect(),
+                    events: RECOVERY_EVENTS.iter().map(|e| e.to_string()).collect(),
                 })
                 .await
                 .context("registering the local webhook endpoint with the sandbox")?;

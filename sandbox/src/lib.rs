@@ -214,6 +214,11 @@ impl Sandbox {
         self.inner.lock().endpoints.clone()
     }
 
+    /// Disables the endpoints at `url`, as SkipUp does after too many failures.
+    pub fn disable_endpoint(&self, url: &str, reason: &str) {
+        self.inner.lock().disable(url, reason);
+    }
+
     /// Answers by status code.
     pub fn status_counts(&self) -> HashMap<u16, usize> {
         let mut counts = HashMap::new();
@@ -221,6 +226,17 @@ impl Sandbox {
             *counts.entry(r.status).or_insert(0) += 1;
         }
         counts
+    }
+}
+
+impl Data {
+    fn disable(&mut self, url: &str, reason: &str) {
+        let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for endpoint in self.endpoints.iter_mut().filter(|e| e["url"] == url) {
+            endpoint["enabled"] = json!(false);
+            endpoint["disabled_at"] = json!(at);
+            endpoint["disabled_reason"] = json!(reason);
+        }
     }
 }
 
@@ -285,12 +301,7 @@ impl Inner {
             failures.pop_front();
         }
         if failures.len() >= 10 {
-            let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            for endpoint in data.endpoints.iter_mut().filter(|e| e["url"] == url) {
-                endpoint["enabled"] = json!(false);
-                endpoint["disabled_at"] = json!(at);
-                endpoint["disabled_reason"] = json!("too_many_failures");
-            }
+            data.disable(url, "too_many_failures");
         }
     }
 

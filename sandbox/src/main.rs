@@ -3,7 +3,8 @@
 //! ```text
 //! skipup-sandbox [--port 4010] [--api-key sk_test_sandbox]
 //!                [--members owner@vendor.example,alex@vendor.example]
-//!                [--fault-rate 0.0] [--rate-limit 120] [--latency-ms 0]
+//!                [--fault-rate 0.0] [--rate-limit 120] [--rate-window-ms 60000]
+//!                [--latency-ms 0]
 //!                [--webhook-secret whsec_sandbox] [--follow-up-odds 0.4]
 //!                [--booked-odds 0.7] [--step-ms 2000] [--copies 1] [--shuffle]
 //!                [--retry-unit-ms 12000]
@@ -34,6 +35,10 @@ fn parse_args() -> Result<(u16, SandboxConfig), String> {
             }
             "--rate-limit" => {
                 config.rate_limit = value()?.parse().map_err(|_| invalid("--rate-limit"))?
+            }
+            "--rate-window-ms" => {
+                let ms: u64 = value()?.parse().map_err(|_| invalid("--rate-window-ms"))?;
+                config.rate_window = Duration::from_millis(ms.max(1));
             }
             "--latency-ms" => {
                 let ms: u64 = value()?.parse().map_err(|_| invalid("--latency-ms"))?;

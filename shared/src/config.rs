@@ -381,6 +381,23 @@ impl RecoveryConfig {
     }
 }
 
+/// Settings of `webhook-health`.
+#[derive(Debug)]
+pub struct HealthConfig {
+    pub skipup: SkipUpSettings,
+    /// `ALERT_TOPIC_ARN`: the SNS topic told of disabled endpoints (optional).
+    pub alert_topic_arn: Option<String>,
+}
+
+impl HealthConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            skipup: skipup_settings(env)?,
+            alert_topic_arn: env.get("ALERT_TOPIC_ARN"),
+        })
+    }
+}
+
 /// Settings of `crm-sync`.
 #[derive(Debug)]
 pub struct CrmConfig {

@@ -284,6 +284,9 @@ pub struct Lead {
     pub applied_events: Vec<String>,
     /// The status the team's CRM was last told of (by the CRM connectors).
     pub crm_status: Option<LeadStatus>,
+    /// When the lead first reached each status after Submitted, in that order (the
+    /// funnel report's follow-ups and time to book).
+    pub reached: Vec<(LeadStatus, DateTime<Utc>)>,
     /// Optimistic concurrency: bumped by every save.
     pub version: u64,
 }
@@ -292,6 +295,22 @@ pub struct Lead {
 pub const APPLIED_EVENTS_KEPT: usize = 32;
 
 impl Lead {
+    /// Moves the lead to `status`, remembering when it first got there.
+    pub fn move_to(&mut self, status: LeadStatus, at: DateTime<Utc>) {
+        self.status = status;
+        if self.reached_at(status).is_none() {
+            self.reached.push((status, at));
+        }
+    }
+
+    /// When the lead first reached `status` (as recorded since milestones were kept).
+    pub fn reached_at(&self, status: LeadStatus) -> Option<DateTime<Utc>> {
+        self.reached
+            .iter()
+            .find(|(reached, _)| *reached == status)
+            .map(|(_, at)| *at)
+    }
+
     pub fn has_applied(&self, event_key: &str) -> bool {
         self.applied_events.iter().any(|k| k == event_key)
     }
@@ -325,6 +344,7 @@ impl Lead {
             updated_at: submitted_at,
             applied_events: Vec::new(),
             crm_status: None,
+            reached: Vec::new(),
             version: 0,
         }
     }

@@ -12,6 +12,7 @@ pub mod intake;
 pub mod lead;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pacing;
 pub mod ports;
 pub mod recovery;
 pub mod report;

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::inbound::normalize_phone;
 use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::skipup::{
-    CreateMeetingRequest, MeetingRequest, NewWebhookEndpoint, SkipUpError, WebhookEndpoint,
-    WorkspaceMember,
+    CreateMeetingRequest, CreatedWebhookEndpoint, MeetingRequest, NewWebhookEndpoint, SkipUpError,
+    WebhookEndpoint, WorkspaceMember,
 };
 
 /// One message for a queue. FIFO queues need `group_id` and `dedup_id`; standard
@@ -142,6 +142,18 @@ pub trait LeadStore: Send + Sync {
 pub trait LeadListing: Send + Sync {
     /// All leads, oldest submission first.
     async fn list_leads(&self) -> Result<Vec<Lead>, StoreError>;
+
+    /// The leads submitted from `from` to `to` (UTC days, both included), oldest
+    /// submission first.
+    async fn leads_submitted_between(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Lead>, StoreError> {
+        let mut leads = self.list_leads().await?;
+        leads.retain(|lead| (from..=to).contains(&lead.submitted_at.date_naive()));
+        Ok(leads)
+    }
 }
 
 /// Provider events already processed (kept for a while), and events no lead matched
@@ -173,7 +185,7 @@ pub trait SkipUpApi: Send + Sync {
     async fn create_webhook_endpoint(
         &self,
         endpoint: &NewWebhookEndpoint,
-    ) -> Result<WebhookEndpoint, SkipUpError>;
+    ) -> Result<CreatedWebhookEndpoint, SkipUpError>;
     /// The active member with this address, if any.
     async fn find_workspace_member(
         &self,
@@ -185,4 +197,15 @@ pub trait SkipUpApi: Send + Sync {
 #[async_trait]
 pub trait Redelivery: Send + Sync {
     async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration);
+}
+
+/// Could not send an alert.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct AlertError(pub String);
+
+/// Where operators are told that something needs them (SNS in AWS).
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), AlertError>;
 }

@@ -93,6 +93,16 @@ pub struct WebhookEndpoint {
     pub disabled_reason: Option<String>,
 }
 
+/// SkipUp's answer to `POST /webhook_endpoints`: the endpoint, and its signing secret
+/// when SkipUp returns one (not documented; else it is in SkipUp's dashboard).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedWebhookEndpoint {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+}
+
 /// Body of `POST /webhook_endpoints`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewWebhookEndpoint {
@@ -410,11 +420,11 @@ impl SkipUpApi for SkipUpClient {
     async fn create_webhook_endpoint(
         &self,
         endpoint: &NewWebhookEndpoint,
-    ) -> Result<WebhookEndpoint, SkipUpError> {
+    ) -> Result<CreatedWebhookEndpoint, SkipUpError> {
         let builder = self
             .request(reqwest::Method::POST, "/webhook_endpoints")
             .json(endpoint);
-        self.send::<Single<WebhookEndpoint>>(builder)
+        self.send::<Single<CreatedWebhookEndpoint>>(builder)
             .await
             .map(|s| s.data)
     }

@@ -71,6 +71,8 @@ async fn a_lead_round_trips_with_every_field() {
         lease_until: Some(at("2026-11-22T09:31:00Z")),
     });
     lead.check_scheduled_at = Some(at("2026-11-22T09:00:01Z"));
+    lead.move_to(LeadStatus::MeetingRequested, at("2026-11-22T09:30:01Z"));
+    lead.move_to(LeadStatus::FollowUpSent, at("2026-11-23T09:30:00Z"));
     let first = entry(lead.submitted_at, "intake", Some(LeadStatus::Submitted));
     assert_eq!(
         store.create_lead(&lead, &first, WINDOW).await.unwrap(),
@@ -78,6 +80,40 @@ async fn a_lead_round_trips_with_every_field() {
     );
     assert_eq!(store.get_lead(&lead.id).await.unwrap(), Some(lead.clone()));
     assert_eq!(store.timeline(&lead.id).await.unwrap(), vec![first]);
+}
+
+#[tokio::test]
+async fn leads_are_listed_per_day_of_submission() {
+    use shared::ports::LeadListing;
+    let store = store().await;
+    let days = ["2026-11-19", "2026-11-20", "2026-11-20", "2026-11-22"];
+    for (i, day) in days.iter().enumerate() {
+        let lead = Lead::new(
+            profile(
+                &format!("lead{i}@northwind.example"),
+                Some(&format!("s{i}")),
+            ),
+            at(&format!("{day}T1{i}:00:00Z")),
+            TimeDelta::minutes(30),
+        );
+        let e = entry(lead.submitted_at, "intake", None);
+        store.create_lead(&lead, &e, WINDOW).await.unwrap();
+    }
+    let day = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
+    let listed = store
+        .leads_submitted_between(day("2026-11-20"), day("2026-11-22"))
+        .await
+        .unwrap();
+    let emails: Vec<&str> = listed.iter().map(|l| l.profile.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        [
+            "lead1@northwind.example",
+            "lead2@northwind.example",
+            "lead3@northwind.example"
+        ]
+    );
+    assert_eq!(store.list_leads().await.unwrap().len(), 4);
 }
 
 #[tokio::test]

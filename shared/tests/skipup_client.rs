@@ -295,7 +295,11 @@ async fn a_webhook_endpoint_is_created_with_the_recovery_events() {
         .create_webhook_endpoint(&serde_json::from_value::<NewWebhookEndpoint>(body).unwrap())
         .await
         .unwrap();
-    assert_eq!(created.id, "we_9");
+    assert_eq!(created.endpoint.id, "we_9");
+    assert!(
+        created.secret.is_none(),
+        "SkipUp's example carries no secret"
+    );
 }
 
 #[tokio::test]

@@ -189,6 +189,14 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
             .collect();
         item.insert("answers".into(), AttributeValue::L(answers));
     }
+    if !lead.reached.is_empty() {
+        let reached = lead
+            .reached
+            .iter()
+            .map(|(status, at)| (status.as_str().to_string(), time(*at)))
+            .collect();
+        item.insert("reached".into(), AttributeValue::M(reached));
+    }
     if !lead.applied_events.is_empty() {
         let keys = lead.applied_events.iter().map(s).collect();
         item.insert("applied_events".into(), AttributeValue::L(keys));
@@ -259,6 +267,28 @@ fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The `reached` map, oldest first.
+fn reached(item: &Item) -> Result<Vec<(LeadStatus, DateTime<Utc>)>, StoreError> {
+    let Some(AttributeValue::M(map)) = item.get("reached") else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |key: &str| StoreError::Corrupt(format!("attribute reached.{key} is invalid"));
+    let mut reached = map
+        .iter()
+        .map(|(status, at)| {
+            let status = status.parse::<LeadStatus>().map_err(|_| corrupt(status))?;
+            let at = at
+                .as_s()
+                .ok()
+                .and_then(|at| parse_time(at).ok())
+                .ok_or_else(|| corrupt(status.as_str()))?;
+            Ok((status, at))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    reached.sort_by_key(|(_, at)| *at);
+    Ok(reached)
+}
+
 fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
     let r = Reader(item);
     let answers = match item.get("answers") {
@@ -317,6 +347,7 @@ fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
             .opt("crm_status")
             .map(|v| r.parse("crm_status", v, |v| v.parse::<LeadStatus>()))
             .transpose()?,
+        reached: reached(item)?,
         submitted_at: r.time("submitted_at")?,
         due_at: r.time("due_at")?,
         check_scheduled_at: r.time_opt("check_scheduled_at")?,
@@ -543,6 +574,40 @@ impl LeadListing for DynamoLeadStore {
             }
         }
         leads.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
+        Ok(leads)
+    }
+
+    /// One query of the `by_day` index per day, so the cost follows the range.
+    async fn leads_submitted_between(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Lead>, StoreError> {
+        let mut leads = Vec::new();
+        for day in from.iter_days().take_while(|day| *day <= to) {
+            let mut start: Option<Item> = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(BY_DAY_INDEX)
+                    .key_condition_expression("#day = :day")
+                    .expression_attribute_names("#day", "day")
+                    .expression_attribute_values(":day", s(day.format("%Y-%m-%d").to_string()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in page.items() {
+                    leads.push(item_to_lead(item)?);
+                }
+                match page.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+        }
         Ok(leads)
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::lead::EmailAddress;
 use crate::ports::{Clock, Queue, QueueError, QueueMessage, Redelivery, SkipUpApi};
 use crate::skipup::{
-    CreateMeetingRequest, MeetingRequest, NewWebhookEndpoint, SkipUpError, WebhookEndpoint,
-    WorkspaceMember,
+    CreateMeetingRequest, CreatedWebhookEndpoint, MeetingRequest, NewWebhookEndpoint, SkipUpError,
+    WebhookEndpoint, WorkspaceMember,
 };
 
 /// A queue whose every send fails as if SQS were unreachable.
@@ -128,15 +128,18 @@ impl SkipUpApi for ScriptedSkipUp {
     async fn create_webhook_endpoint(
         &self,
         endpoint: &NewWebhookEndpoint,
-    ) -> Result<WebhookEndpoint, SkipUpError> {
-        Ok(WebhookEndpoint {
-            id: "we_FAKE".into(),
-            url: endpoint.url.clone(),
-            description: Some(endpoint.description.clone()),
-            enabled: true,
-            events: endpoint.events.clone(),
-            disabled_at: None,
-            disabled_reason: None,
+    ) -> Result<CreatedWebhookEndpoint, SkipUpError> {
+        Ok(CreatedWebhookEndpoint {
+            endpoint: WebhookEndpoint {
+                id: "we_FAKE".into(),
+                url: endpoint.url.clone(),
+                description: Some(endpoint.description.clone()),
+                enabled: true,
+                events: endpoint.events.clone(),
+                disabled_at: None,
+                disabled_reason: None,
+            },
+            secret: None,
         })
     }
 

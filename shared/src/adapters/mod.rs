@@ -7,4 +7,5 @@ pub mod dynamo;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod memory;
+pub mod sns;
 pub mod sqs;

@@ -17,7 +17,7 @@ use crate::form::profile_from_skode_lead;
 use crate::inbound::{
     InboundEvent, Payload, Provider, Subject, skipcalls_call, skipup_meeting_request, text,
 };
-use crate::intake::{IntakeDeps, submit};
+use crate::intake::{IntakeDeps, IntakeOutcome, submit};
 use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
@@ -238,16 +238,16 @@ async fn apply(
             return None;
         }
         let (status, pointer) = decide(lead)?;
+        // The timeline is in the order changes were applied, which is not always
+        // the order the events were received in.
+        let at = now.max(lead.updated_at + TimeDelta::milliseconds(1));
         if let Some(status) = status {
-            lead.status = status;
+            lead.move_to(status, at);
         }
         if let Some(Pointer::MeetingRequest(mr)) = &pointer {
             lead.meeting_request_id = Some(mr.clone());
         }
         lead.remember_applied(key);
-        // The timeline is in the order changes were applied, which is not always
-        // the order the events were received in.
-        let at = now.max(lead.updated_at + TimeDelta::milliseconds(1));
         lead.updated_at = at;
         applied = Some(status);
         Some(Change {
@@ -401,6 +401,9 @@ async fn sync_skode(
                 let outcome = submit(&deps.intake, profile, key, "skode")
                     .await
                     .map_err(|e| RetryLater::after(backoff(1), e))?;
+                if matches!(outcome, IntakeOutcome::Scheduled(_)) {
+                    metrics::count(FUNCTION, &[("LeadsSubmitted", 1.0)]);
+                }
                 Ok(SyncOutcome::LeadCreated {
                     lead_id: outcome.lead().id.clone(),
                 })

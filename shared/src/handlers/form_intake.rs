@@ -154,7 +154,11 @@ async fn intake<B: AsRef<[u8]>>(
             .clone()
             .unwrap_or_else(|| profile.lead_id(deps.intake.clock.now()).to_string())
     );
-    submit(&deps.intake, profile, &event_id, "form-intake")
+    let outcome = submit(&deps.intake, profile, &event_id, "form-intake")
         .await
-        .map_err(FormError::Unavailable)
+        .map_err(FormError::Unavailable)?;
+    if matches!(outcome, IntakeOutcome::Scheduled(_)) {
+        crate::metrics::count("form-intake", &[("LeadsSubmitted", 1.0)]);
+    }
+    Ok(outcome)
 }

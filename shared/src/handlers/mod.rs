@@ -4,6 +4,7 @@
 pub mod crm_sync;
 pub mod form_intake;
 pub mod recovery_check;
+pub mod webhook_health;
 pub mod webhook_ingest;
 
 use std::time::Duration;

@@ -108,6 +108,9 @@ pub async fn check(
     receive_count: u32,
 ) -> Result<CheckOutcome, RetryLater> {
     let outcome = decide(deps, message, receive_count).await?;
+    if matches!(outcome, CheckOutcome::Requested { .. }) {
+        metrics::count(FUNCTION, &[("RecoveryRequested", 1.0)]);
+    }
     if matches!(
         outcome,
         CheckOutcome::Requested { .. } | CheckOutcome::Failed { .. } | CheckOutcome::NothingToDo(_)
@@ -295,7 +298,7 @@ async fn record_requested(
         // still remember the request so its webhooks find the lead.
         let status = transition(lead.status, LeadEvent::MeetingRequestCreated);
         if let Some(status) = status {
-            lead.status = status;
+            lead.move_to(status, now);
         }
         lead.meeting_request_id = Some(mr_id.clone());
         lead.organizer_email = Some(organizer.clone());
@@ -329,7 +332,7 @@ async fn record_failed(
         if lead.status != LeadStatus::Submitted {
             return None;
         }
-        lead.status = LeadStatus::RecoveryFailed;
+        lead.move_to(LeadStatus::RecoveryFailed, now);
         lead.status_reason = Some(reason.to_string());
         if let Some(recovery) = &mut lead.recovery {
             recovery.lease_until = None;

@@ -1,0 +1,274 @@
+//! What the operator commands work on: the deployed stack named by the environment
+//! (`LEADS_TABLE`, `CHECK_QUEUE_URL`, `CRM_QUEUE_URL`, `SECRETS_ARN`, `SKIPUP_*`), or
+//! with `--local` the resources `recovery local` creates on an emulator
+//! (`AWS_ENDPOINT_URL`), with the local stack's defaults. And the two SkipUp webhook
+//! commands: `register-webhook` and `health`.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use aws_config::SdkConfig;
+use secrecy::ExposeSecret;
+use shared::adapters::aws::load_sdk_config;
+use shared::config::{Env, skipup_settings};
+use shared::handlers::webhook_health::{HealthReport, check};
+use shared::ports::SkipUpApi;
+use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, SkipUpClient, WebhookEndpoint};
+
+use crate::stack::LOCAL_DEFAULTS;
+
+/// The two queues whose dead letters an operator handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueKind {
+    /// Delayed no-booking checks (standard queue).
+    Checks,
+    /// Verified webhook events for crm-sync (FIFO queue).
+    Crm,
+}
+
+impl QueueKind {
+    pub const ALL: [QueueKind; 2] = [QueueKind::Checks, QueueKind::Crm];
+
+    fn variable(self) -> &'static str {
+        match self {
+            QueueKind::Checks => "CHECK_QUEUE_URL",
+            QueueKind::Crm => "CRM_QUEUE_URL",
+        }
+    }
+
+    /// The queue's name in the local stack (see `stack.rs`).
+    fn local_name(self, prefix: &str) -> String {
+        match self {
+            QueueKind::Checks => format!("{prefix}-checks"),
+            QueueKind::Crm => format!("{prefix}-crm.fifo"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueKind::Checks => "checks",
+            QueueKind::Crm => "crm",
+        }
+    }
+}
+
+/// The configured stack.
+pub struct Target {
+    pub env: Env,
+    pub sdk: SdkConfig,
+    local: bool,
+}
+
+impl Target {
+    /// The process environment, the secret in `SECRETS_ARN` over it, and with `local`
+    /// the local stack's defaults under both.
+    pub async fn resolve(local: bool) -> anyhow::Result<Self> {
+        let sdk = load_sdk_config().await;
+        Self::with(local, sdk, None).await
+    }
+
+    /// As [`Target::resolve`], with explicit SDK settings and variables (tests).
+    pub async fn with(local: bool, sdk: SdkConfig, env: Option<Env>) -> anyhow::Result<Self> {
+        let mut env = match env {
+            Some(env) => env,
+            None => Env::load(&sdk).await.context("reading SECRETS_ARN")?,
+        };
+        if local {
+            env = env.with_defaults(LOCAL_DEFAULTS);
+        }
+        Ok(Self { env, sdk, local })
+    }
+
+    fn prefix(&self) -> String {
+        self.env
+            .get("LOCAL_RESOURCE_PREFIX")
+            .unwrap_or_else(|| "recovery-local".into())
+    }
+
+    pub fn skipup(&self) -> anyhow::Result<SkipUpClient> {
+        Ok(SkipUpClient::new(skipup_settings(&self.env)?)?)
+    }
+
+    pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// `LEADS_TABLE`, or the local stack's table.
+    pub fn table(&self) -> anyhow::Result<String> {
+        match (self.env.get("LEADS_TABLE"), self.local) {
+            (Some(table), _) => Ok(table),
+            (None, true) => Ok(format!("{}-leads", self.prefix())),
+            (None, false) => bail!(
+                "LEADS_TABLE is not set: use the stack's LeadsTableName output, or --local for `recovery local` on an emulator"
+            ),
+        }
+    }
+
+    /// The queue's URL from the environment, or the local stack's queue by name.
+    pub async fn queue_url(&self, kind: QueueKind) -> anyhow::Result<String> {
+        if let Some(url) = self.env.get(kind.variable()) {
+            return Ok(url);
+        }
+        if !self.local {
+            bail!(
+                "{} is not set: use the stack's outputs, or --local for `recovery local` on an emulator",
+                kind.variable()
+            );
+        }
+        let name = kind.local_name(&self.prefix());
+        self.sqs()
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .with_context(|| format!("finding queue {name} (has `recovery local` run?)"))?
+            .queue_url
+            .context("no queue URL")
+    }
+}
+
+/// What `register-webhook` did.
+#[derive(Debug)]
+pub enum Registration {
+    Created {
+        endpoint: WebhookEndpoint,
+        secret: Option<String>,
+    },
+    /// An endpoint with this URL exists already; nothing was created.
+    Existing(WebhookEndpoint),
+}
+
+/// Registers `url` for the recovery events, unless an endpoint with that URL exists.
+pub async fn register_webhook(
+    skipup: &dyn SkipUpApi,
+    url: &str,
+    description: &str,
+) -> anyhow::Result<Registration> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        bail!("--url must be an http(s) URL, such as the stack's SkipUpWebhookUrl output");
+    }
+    let existing = skipup
+        .list_webhook_endpoints()
+        .await
+        .context("listing SkipUp webhook endpoints")?;
+    if let Some(endpoint) = existing.into_iter().find(|e| e.url == url) {
+        return Ok(Registration::Existing(endpoint));
+    }
+    let created = skipup
+        .create_webhook_endpoint(&NewWebhookEndpoint {
+            url: url.to_string(),
+            description: description.to_string(),
+            events: RECOVERY_EVENTS.iter().map(|e| e.to_string()).collect(),
+        })
+        .await
+        .context("registering the webhook endpoint with SkipUp")?;
+    Ok(Registration::Created {
+        endpoint: created.endpoint,
+        secret: created.secret.map(|s| s.expose_secret().to_string()),
+    })
+}
+
+/// Tells the operator what happened and where the signing secret goes.
+pub fn print_registration(out: &mut dyn Write, registration: &Registration) -> std::io::Result<()> {
+    let where_it_goes = "Put it in the pipeline's secret (the stack's PipelineSecretsArn output) as \
+         SKIPUP_WEBHOOK_SECRETS; while rotating, list the new and the old one, comma-separated:\n  \
+         aws secretsmanager put-secret-value --secret-id <PipelineSecretsArn> --secret-string \
+         '{\"SKIPUP_WEBHOOK_SECRETS\": \"<secret>\", ...the other keys...}'\n\
+         The functions read it at their next cold start (publish a new version, or wait).";
+    match registration {
+        Registration::Created { endpoint, secret } => {
+            writeln!(
+                out,
+                "Registered SkipUp webhook endpoint {} for {}",
+                endpoint.id, endpoint.url
+            )?;
+            writeln!(out, "Events: {}", endpoint.events.join(", "))?;
+            match secret {
+                Some(secret) => writeln!(out, "Signing secret: {secret}")?,
+                None => writeln!(
+                    out,
+                    "SkipUp did not return the signing secret: copy it from SkipUp's dashboard (Settings > Webhooks)."
+                )?,
+            }
+            writeln!(out, "{where_it_goes}")
+        }
+        Registration::Existing(endpoint) => {
+            writeln!(
+                out,
+                "SkipUp already has endpoint {} for {} ({}); nothing registered.",
+                endpoint.id,
+                endpoint.url,
+                if endpoint.enabled {
+                    "enabled"
+                } else {
+                    "DISABLED: re-enable it in SkipUp's dashboard"
+                }
+            )?;
+            writeln!(
+                out,
+                "Its signing secret is in SkipUp's dashboard. {where_it_goes}"
+            )
+        }
+    }
+}
+
+/// The recovery events no enabled endpoint receives.
+pub fn unsubscribed_events(report: &HealthReport) -> Vec<&'static str> {
+    RECOVERY_EVENTS
+        .into_iter()
+        .filter(|event| {
+            !report
+                .endpoints
+                .iter()
+                .any(|e| e.enabled && (e.events.is_empty() || e.events.iter().any(|s| s == event)))
+        })
+        .collect()
+}
+
+/// `health`: every endpoint, one line each; `Ok(false)` when one is disabled or a
+/// recovery event reaches no enabled endpoint.
+pub async fn health(skipup: &dyn SkipUpApi, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let report = check(skipup)
+        .await
+        .context("listing SkipUp webhook endpoints")?;
+    writeln!(
+        out,
+        "{:<28} {:<9} {:<20} URL",
+        "ENDPOINT", "STATE", "REASON"
+    )?;
+    for e in &report.endpoints {
+        writeln!(
+            out,
+            "{:<28} {:<9} {:<20} {}",
+            e.id,
+            if e.enabled { "enabled" } else { "DISABLED" },
+            e.disabled_reason.as_deref().unwrap_or("-"),
+            e.url
+        )?;
+    }
+    let disabled = report.disabled().len();
+    let missing = unsubscribed_events(&report);
+    writeln!(
+        out,
+        "{} endpoint(s), {disabled} disabled",
+        report.endpoints.len()
+    )?;
+    if disabled > 0 {
+        writeln!(
+            out,
+            "Re-enable disabled endpoints in SkipUp's dashboard once the pipeline answers again (see README, runbook \"WebhookEndpointDisabled\")."
+        )?;
+    }
+    if !missing.is_empty() {
+        writeln!(
+            out,
+            "No enabled endpoint receives: {}. Run `recovery register-webhook --url <SkipUpWebhookUrl>`.",
+            missing.join(", ")
+        )?;
+    }
+    Ok(disabled == 0 && missing.is_empty())
+}
