@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
-use shared::config::{Env, RecoveryConfig};
+use shared::config::{Env, RecoveryConfig, intake_settings};
 use shared::form::parse_form;
 use shared::handlers::RetryLater;
 use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, check};
@@ -273,7 +273,7 @@ impl Summary {
     pub fn print(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         writeln!(out, "backfill summary")?;
         writeln!(out, "  leads considered     {}", self.considered)?;
-        if self.would_request > 0 || self.requested == 0 && self.skipup_calls == 0 {
+        if self.would_request > 0 {
             writeln!(out, "  would be requested   {}", self.would_request)?;
         }
         writeln!(out, "  requested now        {}", self.requested)?;
@@ -368,12 +368,12 @@ impl Backfill {
         mut summary: Summary,
     ) -> anyhow::Result<Summary> {
         let started = tokio::time::Instant::now();
-        let config = RecoveryConfig::from_env(
-            &self
-                .env
-                .clone()
-                .with_defaults([("LEADS_TABLE", "backfill"), ("CHECK_QUEUE_URL", "backfill")]),
-        )?;
+        let env = self
+            .env
+            .clone()
+            .with_defaults([("LEADS_TABLE", "backfill"), ("CHECK_QUEUE_URL", "backfill")]);
+        let config = RecoveryConfig::from_env(&env)?;
+        let resubmit_window = intake_settings(&env)?.resubmit_window;
         let paced = Arc::new(PacedSkipUp::new(self.skipup.clone(), settings.pace));
         let deps = RecoveryDeps {
             store: self.store.clone(),
@@ -398,7 +398,9 @@ impl Backfill {
                         Some(line) => format!("line {line} ({})", candidate.lead.id),
                         None => candidate.lead.id.to_string(),
                     };
-                    let fate = self.one(deps, candidate, settings.dry_run).await;
+                    let fate = self
+                        .one(deps, candidate, settings.dry_run, resubmit_window)
+                        .await;
                     bar.inc(1);
                     (who, fate)
                 }
@@ -422,11 +424,20 @@ impl Backfill {
         Ok(summary)
     }
 
-    async fn one(&self, deps: &RecoveryDeps, candidate: Candidate, dry_run: bool) -> Fate {
+    async fn one(
+        &self,
+        deps: &RecoveryDeps,
+        candidate: Candidate,
+        dry_run: bool,
+        resubmit_window: chrono::Duration,
+    ) -> Fate {
         let now = self.clock.now();
         let mut tries = 0;
         let lead = loop {
-            match self.existing_or_new(&candidate, dry_run, now).await {
+            match self
+                .existing_or_new(&candidate, dry_run, now, resubmit_window)
+                .await
+            {
                 Ok(lead) => break lead,
                 Err(error) if tries >= 3 => return Fate::RetryLater(error),
                 Err(_) => {
@@ -451,6 +462,11 @@ impl Backfill {
             match check(deps, &message, attempt).await {
                 Ok(CheckOutcome::Requested { .. }) => return Fate::Requested,
                 Ok(CheckOutcome::Failed { reason }) => return Fate::Failed(reason),
+                // An earlier attempt of this run sent the request, then could not tell
+                // the CRM; this one had only the CRM left to do.
+                Ok(CheckOutcome::NothingToDo(_)) if attempt > 1 && self.sent(&lead).await => {
+                    return Fate::Requested;
+                }
                 Ok(CheckOutcome::NothingToDo(status)) => return Fate::AlreadyDone(status),
                 Ok(CheckOutcome::LeadMissing) => {
                     return Fate::RetryLater("the lead vanished from the table".into());
@@ -459,6 +475,11 @@ impl Backfill {
                 Err(RetryLater { after, reason }) => {
                     let wait = after.unwrap_or(Duration::from_secs(5));
                     if tokio::time::Instant::now() + wait > deadline {
+                        if self.sent(&lead).await {
+                            // Only the CRM is behind; the lead's next event tells it.
+                            tracing::warn!(lead_id = %lead.id, %reason, "requested; the CRM was not told");
+                            return Fate::Requested;
+                        }
                         return Fate::RetryLater(reason);
                     }
                     tokio::time::sleep(wait).await;
@@ -468,13 +489,24 @@ impl Backfill {
         }
     }
 
+    /// Whether SkipUp has accepted a request for this lead (which was waiting when
+    /// this run took it).
+    async fn sent(&self, lead: &Lead) -> bool {
+        matches!(
+            self.store.get_lead(&lead.id).await,
+            Ok(Some(stored)) if stored.meeting_request_id.is_some()
+        )
+    }
+
     /// The stored lead for this candidate, creating it from a CSV row if needed (not
-    /// in a dry run, which only looks).
+    /// in a dry run, which only looks). A row whose email started a lead within the
+    /// re-submission window is that lead, as a form post would be.
     async fn existing_or_new(
         &self,
         candidate: &Candidate,
         dry_run: bool,
         now: DateTime<Utc>,
+        resubmit_window: chrono::Duration,
     ) -> Result<Lead, String> {
         let lead = &candidate.lead;
         let Some(line) = candidate.line else {
@@ -496,13 +528,7 @@ impl Backfill {
                 now.format("%Y-%m-%d")
             ),
         };
-        // No window: rows are matched by their own id, so an email that submitted
-        // twice in the export is two leads, as it was two submissions.
-        match self
-            .store
-            .create_lead(lead, &entry, chrono::Duration::zero())
-            .await
-        {
+        match self.store.create_lead(lead, &entry, resubmit_window).await {
             Ok(CreateOutcome::Created) => Ok(lead.clone()),
             Ok(CreateOutcome::Existing(existing)) => Ok(*existing),
             Err(error) => Err(error.to_string()),

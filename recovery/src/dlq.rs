@@ -124,20 +124,28 @@ async fn receive(sqs: &Client, url: &str, visibility: i32) -> anyhow::Result<Vec
     Ok(answer.messages.unwrap_or_default())
 }
 
-/// Up to `max` dead letters, left in the queue (visible again once listed).
+/// Up to `max` dead letters, left in the queue (visible again once listed). On a
+/// FIFO queue, SQS hands out one batch per message group while others are hidden,
+/// so a group with more than ten dead letters shows its first ten.
 pub async fn list(sqs: &Client, pair: &QueuePair, max: usize) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut seen = Vec::new();
+    let mut seen: Vec<DeadLetter> = Vec::new();
     let mut handles = Vec::new();
     while seen.len() < max {
         let batch = receive(sqs, &pair.dead_letters, LIST_VISIBILITY).await?;
-        if batch.is_empty() {
-            break;
-        }
+        let mut new = 0;
         for message in batch {
             if let Some(handle) = message.receipt_handle() {
                 handles.push(handle.to_string());
             }
-            seen.push(describe(&message));
+            let letter = describe(&message);
+            // One listed earlier can be visible again on a long listing.
+            if !seen.iter().any(|s| s.message_id == letter.message_id) {
+                seen.push(letter);
+                new += 1;
+            }
+        }
+        if new == 0 {
+            break;
         }
     }
     for handle in handles {

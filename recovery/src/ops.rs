@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use shared::adapters::aws::load_sdk_config;
 use shared::config::{Env, skipup_settings};
 use shared::handlers::webhook_health::{HealthReport, check};
@@ -136,7 +136,8 @@ impl Target {
 pub enum Registration {
     Created {
         endpoint: WebhookEndpoint,
-        secret: Option<String>,
+        /// The signing secret, when SkipUp returns it (shown once, to the operator).
+        secret: Option<SecretString>,
     },
     /// An endpoint with this URL exists already; nothing was created.
     Existing(WebhookEndpoint),
@@ -168,7 +169,7 @@ pub async fn register_webhook(
         .context("registering the webhook endpoint with SkipUp")?;
     Ok(Registration::Created {
         endpoint: created.endpoint,
-        secret: created.secret.map(|s| s.expose_secret().to_string()),
+        secret: created.secret,
     })
 }
 
@@ -178,7 +179,8 @@ pub fn print_registration(out: &mut dyn Write, registration: &Registration) -> s
          SKIPUP_WEBHOOK_SECRETS; while rotating, list the new and the old one, comma-separated:\n  \
          aws secretsmanager put-secret-value --secret-id <PipelineSecretsArn> --secret-string \
          '{\"SKIPUP_WEBHOOK_SECRETS\": \"<secret>\", ...the other keys...}'\n\
-         The functions read it at their next cold start (publish a new version, or wait).";
+         The functions read it at cold start: any configuration change recycles them \
+         (aws lambda update-function-configuration).";
     match registration {
         Registration::Created { endpoint, secret } => {
             writeln!(
@@ -188,7 +190,7 @@ pub fn print_registration(out: &mut dyn Write, registration: &Registration) -> s
             )?;
             writeln!(out, "Events: {}", endpoint.events.join(", "))?;
             match secret {
-                Some(secret) => writeln!(out, "Signing secret: {secret}")?,
+                Some(secret) => writeln!(out, "Signing secret: {}", secret.expose_secret())?,
                 None => writeln!(
                     out,
                     "SkipUp did not return the signing secret: copy it from SkipUp's dashboard (Settings > Webhooks)."

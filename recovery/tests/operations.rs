@@ -53,7 +53,8 @@ async fn table() -> (DynamoLeadStore, String) {
 }
 
 /// A CSV of `n` leads submitted over the last days: every 7th booked already, every
-/// 3rd with a rep who is a SkipUp member, and two bad rows.
+/// 3rd with a rep who is a SkipUp member, two bad rows, and last the first lead
+/// submitting again the next morning (within the re-submission window: the same lead).
 fn csv(n: usize) -> (tempfile_path::TempFile, usize) {
     let mut text = String::from("email,name,company,submitted_at,rep_email,booked\n");
     let mut expected = 0;
@@ -78,6 +79,7 @@ fn csv(n: usize) -> (tempfile_path::TempFile, usize) {
         }
     }
     text += "late@prospect.example,Late,,2099-01-01,,\n";
+    text += "lead0@prospect0.example,Lead 0,Prospect 0,2026-11-02T00:10:00Z,,\n";
     (tempfile_path::TempFile::with(&text), expected)
 }
 
@@ -147,7 +149,8 @@ async fn a_csv_backfill_requests_each_lead_once_under_the_limit_and_a_rerun_send
     let source = Source::Csv(file.0.clone());
 
     let dry = run(&store, &sandbox, &source, limit.share(0.97), limit, true).await;
-    assert_eq!(dry.would_request, expected);
+    // A dry run writes nothing, so it cannot merge the re-submission of lead 0.
+    assert_eq!(dry.would_request, expected + 1);
     assert_eq!(dry.skipup_calls, 0, "a dry run calls SkipUp for nothing");
     assert!(
         store.list_leads().await.unwrap().is_empty(),
@@ -156,6 +159,11 @@ async fn a_csv_backfill_requests_each_lead_once_under_the_limit_and_a_rerun_send
 
     let first = run(&store, &sandbox, &source, limit.share(0.97), limit, false).await;
     assert_eq!(first.requested, expected, "{first:?}");
+    assert_eq!(
+        first.already.get("Meeting Requested").copied(),
+        Some(1),
+        "the second submission of lead 0 is lead 0: {first:?}"
+    );
     assert!(first.complete(), "{first:?}");
     assert_eq!(first.booked_in_csv, 300 - expected);
     let bad: Vec<u64> = first.bad_rows.iter().map(|b| b.line).collect();
@@ -187,7 +195,7 @@ async fn a_csv_backfill_requests_each_lead_once_under_the_limit_and_a_rerun_send
     assert_eq!(again.requested, 0);
     assert_eq!(
         again.already.get("Meeting Requested").copied(),
-        Some(expected),
+        Some(expected + 1),
         "{again:?}"
     );
     assert_eq!(again.skipup_calls, 0);
@@ -448,7 +456,24 @@ async fn a_webhook_is_registered_once_and_health_reports_what_stops_recovery() {
     };
     assert_eq!(endpoint.url, url);
     assert_eq!(endpoint.events.len(), 4);
-    assert_eq!(secret.as_deref(), Some(sandbox.webhook_secret()));
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        secret.as_ref().map(|s| s.expose_secret()),
+        Some(sandbox.webhook_secret())
+    );
+    let mut printed = Vec::new();
+    recovery::ops::print_registration(
+        &mut printed,
+        &Registration::Created {
+            endpoint: endpoint.clone(),
+            secret,
+        },
+    )
+    .unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(
+        printed.contains(sandbox.webhook_secret()) && printed.contains("SKIPUP_WEBHOOK_SECRETS")
+    );
     assert!(matches!(
         register_webhook(&skipup, url, "test").await.unwrap(),
         Registration::Existing(_)

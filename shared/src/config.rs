@@ -387,6 +387,9 @@ pub struct HealthConfig {
     pub skipup: SkipUpSettings,
     /// `ALERT_TOPIC_ARN`: the SNS topic told of disabled endpoints (optional).
     pub alert_topic_arn: Option<String>,
+    /// `ALERT_WINDOW_SECONDS` (default 1800, twice the default schedule): endpoints
+    /// disabled this recently are named in the alert.
+    pub alert_window: chrono::Duration,
 }
 
 impl HealthConfig {
@@ -394,6 +397,7 @@ impl HealthConfig {
         Ok(Self {
             skipup: skipup_settings(env)?,
             alert_topic_arn: env.get("ALERT_TOPIC_ARN"),
+            alert_window: env.seconds("ALERT_WINDOW_SECONDS", 1800, 60..=604_800)?,
         })
     }
 }

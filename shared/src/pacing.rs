@@ -79,8 +79,8 @@ impl PaceStats {
 pub struct PacedSkipUp {
     inner: Arc<dyn SkipUpApi>,
     interval: Duration,
-    /// When the next call may start.
-    next: Mutex<Instant>,
+    /// When the next call may start, and until when a 429 holds every call back.
+    next: Mutex<(Instant, Instant)>,
     max_retries: u32,
     /// Longest pause after a 429 without `Retry-After`.
     max_backoff: Duration,
@@ -92,29 +92,37 @@ impl PacedSkipUp {
         Self {
             inner,
             interval: pace.interval(),
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new((Instant::now(), Instant::now())),
             max_retries: 8,
             max_backoff: pace.per,
             stats: PaceStats::default(),
         }
     }
 
-    /// Waits for this caller's slot.
+    /// Waits for this caller's slot; a pause that began while it waited sends it
+    /// back for a slot after the pause.
     async fn slot(&self) {
-        let at = {
-            let mut next = self.next.lock().await;
-            let at = (*next).max(Instant::now());
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
+        loop {
+            let at = {
+                let mut next = self.next.lock().await;
+                let at = next.0.max(Instant::now());
+                next.0 = at + self.interval;
+                at
+            };
+            tokio::time::sleep_until(at).await;
+            if Instant::now() >= self.next.lock().await.1 {
+                break;
+            }
+        }
         self.stats.sent();
     }
 
-    /// Holds every caller back for `pause`.
+    /// Holds every caller back for `pause`, those already waiting for a slot too.
     async fn pause(&self, pause: Duration) {
         let mut next = self.next.lock().await;
-        *next = (*next).max(Instant::now() + pause);
+        let until = Instant::now() + pause;
+        next.0 = next.0.max(until);
+        next.1 = next.1.max(until);
     }
 
     async fn paced<T, F, Fut>(&self, call: F) -> Result<T, SkipUpError>
@@ -249,6 +257,47 @@ mod tests {
         // Eight calls over 10.5 s of paused time (two 5 s pauses, then 100 ms apart).
         let rate = paced.stats.rate(Duration::from_secs(1)).unwrap();
         assert!((rate - 7.0 / 10.5).abs() < 1e-9, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_already_waiting_for_a_slot_wait_out_a_pause_too() {
+        let fake = Arc::new(ScriptedSkipUp::default());
+        fake.then([Err(SkipUpError::RateLimited {
+            retry_after: Some(Duration::from_secs(3)),
+        })]);
+        let pace = Pace {
+            requests: 10,
+            per: Duration::from_secs(1),
+        };
+        let paced = Arc::new(PacedSkipUp::new(fake.clone(), pace));
+        let start = Instant::now();
+        let calls: Vec<_> = (0..3)
+            .map(|i| {
+                let paced = paced.clone();
+                tokio::spawn(async move {
+                    paced
+                        .create_meeting_request(&format!("k{i}"), &request())
+                        .await
+                        .unwrap();
+                    start.elapsed()
+                })
+            })
+            .collect();
+        // The first call was refused at 0 s; the two waiting for their slots at 0.1 s
+        // and 0.2 s go only after the 3 s pause, like the retry.
+        for call in calls {
+            let done = call.await.unwrap();
+            assert!(
+                done >= Duration::from_secs(3),
+                "a call went during the pause: {done:?}"
+            );
+        }
+        assert_eq!(
+            paced.stats.calls.load(Ordering::Relaxed),
+            4,
+            "three calls, one retry"
+        );
+        assert_eq!(paced.stats.rate_limited.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use shared::adapters::aws::load_sdk_config;
 use shared::adapters::sns::SnsAlerts;
 use shared::config::{Env, HealthConfig};
 use shared::handlers::webhook_health::{HealthDeps, handle};
-use shared::ports::Alerts;
+use shared::ports::{Alerts, SystemClock};
 use shared::skipup::SkipUpClient;
 
 async fn cold_start() -> Result<HealthDeps, lambda_runtime::Error> {
@@ -22,6 +22,8 @@ async fn cold_start() -> Result<HealthDeps, lambda_runtime::Error> {
     Ok(HealthDeps {
         skipup: Arc::new(SkipUpClient::new(config.skipup)?),
         alerts,
+        alert_window: config.alert_window,
+        clock: Arc::new(SystemClock),
     })
 }
 

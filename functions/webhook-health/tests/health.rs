@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
+use shared::adapters::fakes::FixedClock;
 use shared::adapters::sns::SnsAlerts;
 use shared::handlers::webhook_health::{HealthDeps, HealthError, handle};
-use shared::ports::{Alerts, SkipUpApi};
+use shared::ports::{Alerts, SkipUpApi, SystemClock};
 use shared::skipup::{NewWebhookEndpoint, SkipUpClient, SkipUpError, SkipUpSettings};
 use skipup_sandbox::{Sandbox, SandboxConfig};
 use testkit::lambda::{FunctionProcess, Outcome, RuntimeApi};
@@ -104,6 +105,8 @@ async fn every_page_is_read_and_each_disabled_endpoint_is_reported_and_alerted()
     let deps = HealthDeps {
         skipup: Arc::new(client(&sandbox, sandbox.api_key())),
         alerts: Some(alerts),
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(SystemClock),
     };
     let report = handle(&deps).await.unwrap();
     assert_eq!(report.endpoints.len(), 105, "both pages");
@@ -153,6 +156,8 @@ async fn all_enabled_sends_no_alert_and_a_refused_key_is_an_error() {
     let deps = HealthDeps {
         skipup: Arc::new(skipup),
         alerts: Some(alerts.clone()),
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(SystemClock),
     };
     let report = handle(&deps).await.unwrap();
     assert_eq!((report.endpoints.len(), report.disabled().len()), (1, 0));
@@ -161,11 +166,35 @@ async fn all_enabled_sends_no_alert_and_a_refused_key_is_an_error() {
     let revoked = HealthDeps {
         skipup: Arc::new(client(&sandbox, "sk_revoked")),
         alerts: Some(alerts),
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(SystemClock),
     };
     match handle(&revoked).await {
         Err(HealthError::SkipUp(SkipUpError::Unauthorized { .. })) => {}
         other => panic!("expected a refused key, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_endpoint_that_stays_disabled_is_alerted_once_not_every_run() {
+    let sandbox = sandbox().await;
+    endpoints(&sandbox).await;
+    let (topic, queue) = topic_with_queue().await;
+    let alerts: Arc<dyn Alerts> = Arc::new(SnsAlerts::new(
+        aws_sdk_sns::Client::new(&moto().sdk_config().await),
+        topic,
+    ));
+    // Two hours after SkipUp disabled them: still reported and counted, not alerted.
+    let later = chrono::Utc::now() + chrono::TimeDelta::hours(2);
+    let deps = HealthDeps {
+        skipup: Arc::new(client(&sandbox, sandbox.api_key())),
+        alerts: Some(alerts),
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(FixedClock(later)),
+    };
+    let report = handle(&deps).await.unwrap();
+    assert_eq!(report.disabled().len(), 2);
+    assert!(moto().drain_queue(&queue).await.is_empty(), "no alert");
 }
 
 #[tokio::test]
@@ -178,6 +207,8 @@ async fn an_alert_that_cannot_be_sent_fails_the_run() {
             aws_sdk_sns::Client::new(&moto().sdk_config().await),
             "arn:aws:sns:us-east-1:123456789012:no-such-topic",
         ))),
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(SystemClock),
     };
     assert!(matches!(handle(&deps).await, Err(HealthError::Alert(_))));
 }

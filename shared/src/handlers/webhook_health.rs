@@ -1,15 +1,17 @@
 //! `webhook-health`: lists SkipUp's webhook endpoints (every page) and reports each
 //! disabled one: an error log line with its URL and `disabled_reason`, the
-//! `WebhookEndpointsDisabled` metric the alarm watches, and optionally an alert.
+//! `WebhookEndpointsDisabled` metric the alarm watches, and optionally an alert for
+//! the endpoints disabled since about the previous run.
 //! SkipUp disables an endpoint after 10 failed deliveries in 24 hours; until someone
 //! re-enables it, no conversation reaches the pipeline.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::metrics;
-use crate::ports::{AlertError, Alerts, SkipUpApi};
+use crate::ports::{AlertError, Alerts, Clock, SkipUpApi};
 use crate::skipup::{ErrorClass, SkipUpError, WebhookEndpoint};
 
 /// Function name in metrics.
@@ -19,6 +21,10 @@ pub struct HealthDeps {
     pub skipup: Arc<dyn SkipUpApi>,
     /// Where to send an alert about disabled endpoints, if anywhere.
     pub alerts: Option<Arc<dyn Alerts>>,
+    /// Alerts name endpoints disabled within this window (or at an unknown time);
+    /// one that stays disabled is the alarm's to repeat, not every run's.
+    pub alert_window: chrono::Duration,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Every endpoint SkipUp lists, and which of them are disabled.
@@ -32,13 +38,27 @@ impl HealthReport {
         self.endpoints.iter().filter(|e| !e.enabled).collect()
     }
 
-    /// The alert text: one line per disabled endpoint.
-    pub fn alert_text(&self) -> String {
+    /// The disabled endpoints SkipUp disabled after `since`, or at a time it did not
+    /// say.
+    pub fn disabled_since(&self, since: DateTime<Utc>) -> Vec<&WebhookEndpoint> {
+        self.disabled()
+            .into_iter()
+            .filter(|e| {
+                e.disabled_at
+                    .as_deref()
+                    .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                    .is_none_or(|at| at.to_utc() >= since)
+            })
+            .collect()
+    }
+
+    /// The alert text: one line per endpoint.
+    pub fn alert_text(endpoints: &[&WebhookEndpoint]) -> String {
         let mut text = String::from(
             "SkipUp disabled these webhook endpoints; no conversation events reach the lead \
              recovery pipeline through them until they are re-enabled in SkipUp:\n",
         );
-        for endpoint in self.disabled() {
+        for endpoint in endpoints {
             text.push_str(&format!(
                 "- {} ({}): {} since {}\n",
                 endpoint.url,
@@ -103,9 +123,13 @@ pub async fn handle(deps: &HealthDeps) -> Result<HealthReport, HealthError> {
         disabled = disabled.len(),
         "webhook health checked"
     );
-    if let (false, Some(alerts)) = (disabled.is_empty(), &deps.alerts) {
+    let fresh = report.disabled_since(deps.clock.now() - deps.alert_window);
+    if let (false, Some(alerts)) = (fresh.is_empty(), &deps.alerts) {
         alerts
-            .notify("SkipUp webhook endpoint disabled", &report.alert_text())
+            .notify(
+                "SkipUp webhook endpoint disabled",
+                &HealthReport::alert_text(&fresh),
+            )
             .await
             .inspect_err(|error| tracing::error!(%error, "alert not sent"))?;
     }
