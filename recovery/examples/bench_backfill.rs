@@ -13,10 +13,11 @@ use std::time::Duration;
 use recovery::backfill::{Backfill, Settings, Source, backfill};
 use secrecy::SecretString;
 use shared::adapters::memory::MemoryLeadStore;
+use shared::adapters::skipup::SkipUpClient;
 use shared::config::Env;
 use shared::pacing::Pace;
 use shared::ports::SystemClock;
-use shared::skipup::{SkipUpClient, SkipUpSettings};
+use shared::skipup::SkipUpSettings;
 use skipup_sandbox::{Sandbox, SandboxConfig};
 
 #[tokio::main]

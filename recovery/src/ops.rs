@@ -10,10 +10,11 @@ use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 use shared::adapters::aws::load_sdk_config;
+use shared::adapters::skipup::SkipUpClient;
 use shared::config::{Env, skipup_settings};
 use shared::handlers::webhook_health::{HealthReport, check};
 use shared::ports::SkipUpApi;
-use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, SkipUpClient, WebhookEndpoint};
+use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, WebhookEndpoint};
 
 use crate::stack::LOCAL_DEFAULTS;
 

@@ -19,6 +19,7 @@ use serde_json::json;
 use shared::adapters::aws::load_sdk_config;
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::memory::MemoryLeadStore;
+use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
 use shared::config::{CrmConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
 use shared::handlers::crm_sync::{self, CrmDeps};
@@ -31,7 +32,7 @@ use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
 use shared::recovery::MemberCache;
 use shared::report::Funnel;
-use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, SkipUpClient};
+use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS};
 use skipup_sandbox::{Sandbox, SandboxConfig};
 
 use crate::inbox::{Inbox, LocalQueue, ScaledRedelivery, SqsInbox, consume};
@@ -57,7 +58,8 @@ pub struct Options {
     pub sandbox: SandboxConfig,
     /// Retry delays are divided by this (1 = as deployed).
     pub retry_scale: f64,
-    /// Concurrent consumers of each queue (Lambda's concurrency).
+    /// Concurrent consumers of each queue (Lambda's concurrency); 0 for none, so that
+    /// accepted deliveries stay queued (load measurements, [`Stack::drain_crm_queue`]).
     pub workers: usize,
     /// AWS SDK settings to use instead of the standard environment (tests).
     pub sdk: Option<aws_config::SdkConfig>,
@@ -350,7 +352,7 @@ impl Stack {
                 tracing::error!(%error, "local stack server stopped");
             }
         })];
-        for _ in 0..options.workers.max(1) {
+        for _ in 0..options.workers {
             let deps = recovery.clone();
             tasks.push(tokio::spawn(consume(
                 backend.checks_inbox.clone(),
@@ -361,7 +363,7 @@ impl Stack {
             )));
         }
         // FIFO: the queue hands each message group to one consumer at a time.
-        for _ in 0..options.workers.max(1) {
+        for _ in 0..options.workers {
             let deps = crm.clone();
             tasks.push(tokio::spawn(consume(
                 backend.crm_inbox.clone(),
@@ -415,6 +417,21 @@ impl Stack {
     /// Dead letters in both queues.
     pub async fn dead_letters(&self) -> usize {
         self.backend.checks_inbox.dead_letters().await + self.backend.crm_inbox.dead_letters().await
+    }
+
+    /// Takes every message waiting in the CRM queue, as a consumer would (useful only
+    /// when the stack runs no consumers of its own).
+    pub async fn drain_crm_queue(&self) -> Vec<aws_lambda_events::event::sqs::SqsMessage> {
+        let inbox = &self.backend.crm_inbox;
+        let mut drained = Vec::new();
+        loop {
+            let batch = inbox.receive(10).await;
+            if batch.is_empty() {
+                return drained;
+            }
+            inbox.settle(&batch, &Default::default()).await;
+            drained.extend(batch);
+        }
     }
 
     /// Events kept because no lead matched them (in-memory store only).

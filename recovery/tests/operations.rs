@@ -15,11 +15,12 @@ use recovery::ops::{Registration, health, register_webhook};
 use secrecy::SecretString;
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::memory::MemoryLeadStore;
+use shared::adapters::skipup::SkipUpClient;
 use shared::config::Env;
 use shared::lead::LeadStatus;
 use shared::pacing::Pace;
 use shared::ports::{LeadListing, LeadStore, SystemClock};
-use shared::skipup::{SkipUpClient, SkipUpSettings};
+use shared::skipup::SkipUpSettings;
 use skipup_sandbox::{Sandbox, SandboxConfig};
 use testkit::moto::moto;
 

@@ -6,7 +6,7 @@
 //! meeting request per lead, and nothing lost (no dead letter, no unmatched event,
 //! every webhook delivered).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use recovery::simulate::{Sender, send};
@@ -15,6 +15,7 @@ use serde_json::json;
 use shared::config::Env;
 use shared::lead::{Lead, LeadStatus};
 use skipup_sandbox::{ConversationConfig, Outcome, SandboxConfig};
+use testkit::meter::Meter;
 
 const LEADS: usize = 100;
 /// The recovery track, in order.
@@ -70,16 +71,29 @@ fn email(i: usize) -> String {
     format!("prospect{i:03}@company{}.example", i % 17)
 }
 
-async fn run(options: Options) {
+async fn start(options: Options) -> Stack {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_test_writer()
         .try_init();
-    let stack = Stack::start(options).await.unwrap();
+    Stack::start(options).await.unwrap()
+}
+
+/// What the sandbox did to the pipeline.
+#[derive(Clone, Copy, PartialEq)]
+enum Day {
+    /// SkipUp faults, and every webhook delivered 1 to 8 times, shuffled.
+    Harsh,
+    /// No faults, each webhook delivered once, in order.
+    Quiet,
+}
+
+/// Posts `count` forms to `stack` and checks everything that follows.
+async fn run(stack: &Stack, count: usize, day: Day) {
     let sandbox = stack.sandbox().expect("the embedded sandbox");
     let http = reqwest::Client::new();
     let url = format!("{}/forms", stack.url());
-    for i in 0..LEADS {
+    for i in 0..count {
         // A third of the leads have a rep who is not a SkipUp member.
         let rep = match i % 3 {
             0 => "alex.morgan@vendor.example",
@@ -108,8 +122,8 @@ async fn run(options: Options) {
     let started = Instant::now();
     let leads = loop {
         let leads = stack.leads().await.unwrap();
-        let settled = leads.len() == LEADS
-            && sandbox.conversations().len() == LEADS
+        let settled = leads.len() == count
+            && sandbox.conversations().len() == count
             && sandbox.conversations_playing() == 0
             && leads.iter().all(|l| {
                 matches!(
@@ -145,12 +159,13 @@ async fn run(options: Options) {
 
     // Exactly one meeting request per lead, whatever the faults and retries.
     let created = sandbox.created_per_participant();
-    assert_eq!(created.len(), LEADS);
+    assert_eq!(created.len(), count);
     assert!(created.values().all(|n| *n == 1), "{created:?}");
     let faults = sandbox.status_counts();
-    assert!(
+    assert_eq!(
         faults.keys().any(|s| *s >= 500),
-        "the sandbox injected faults: {faults:?}"
+        day == Day::Harsh,
+        "the sandbox injected faults only on a harsh day: {faults:?}"
     );
 
     // Each lead ends where its conversation took it.
@@ -218,10 +233,13 @@ async fn run(options: Options) {
         .iter()
         .map(|c| c.event_types().len())
         .sum();
-    assert!(
-        deliveries.len() > events,
-        "webhooks were delivered more than once"
-    );
+    match day {
+        Day::Harsh => assert!(
+            deliveries.len() > events,
+            "some webhooks came more than once"
+        ),
+        Day::Quiet => assert_eq!(deliveries.len(), events, "each webhook came once"),
+    }
     assert!(
         deliveries.iter().all(|d| d.delivered),
         "a webhook was not delivered"
@@ -234,7 +252,7 @@ async fn run(options: Options) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_pipeline_in_memory() {
-    run(options(&[], None)).await;
+    run(&start(options(&[], None)).await, LEADS, Day::Harsh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,5 +269,79 @@ async fn the_whole_pipeline_on_dynamodb_and_sqs() {
     // of the same lead at once could both pass the version check there, as they
     // cannot on SQS and DynamoDB. Concurrency itself is covered by the memory run.
     options.workers = 1;
-    run(options).await;
+    run(&start(options).await, LEADS, Day::Harsh).await;
+}
+
+/// The AWS requests behind each lead on a quiet day (no SkipUp faults, each webhook
+/// delivered once), counted on the wire to moto_server while the whole pipeline runs:
+/// the basis of the README's cost figures, written to `target/cost/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_requests_per_lead_on_a_quiet_day() {
+    const QUIET_LEADS: usize = 20;
+    // What this test itself calls, not the pipeline: polling the leads (the `by_day`
+    // index) and reading each timeline.
+    const TEST_ONLY: [&str; 2] = ["dynamodb:Scan", "dynamodb:Query"];
+    let moto = testkit::moto::moto();
+    let meter = Meter::new();
+    let prefix = testkit::unique_name("quiet");
+    let mut options = options(
+        &[("LOCAL_RESOURCE_PREFIX", prefix.as_str())],
+        Some(meter.wrap(moto.sdk_config().await)),
+    );
+    options.workers = 1;
+    options.sandbox.fault_rate = 0.0;
+    options.sandbox.conversation.copies = (1, 1);
+    options.sandbox.conversation.shuffle = false;
+    let stack = start(options).await;
+    // Creating the table and queues is not the leads' doing.
+    let before = meter.usage();
+    run(&stack, QUIET_LEADS, Day::Quiet).await;
+    let deliveries = stack.sandbox().unwrap().deliveries().len();
+    // Per lead: requests, and DynamoDB's estimated write and read units.
+    let per_lead: BTreeMap<String, [f64; 3]> = meter
+        .usage()
+        .into_iter()
+        .map(|(operation, usage)| {
+            let earlier = before.get(&operation).copied().unwrap_or_default();
+            let per = |now: f64, then: f64| (now - then) / QUIET_LEADS as f64;
+            let figures = [
+                per(usage.requests as f64, earlier.requests as f64),
+                per(usage.write_units, earlier.write_units),
+                per(usage.read_units, earlier.read_units),
+            ];
+            (operation, figures)
+        })
+        .filter(|(operation, [requests, ..])| {
+            *requests > 0.0 && !TEST_ONLY.contains(&operation.as_str())
+        })
+        .collect();
+    let at = |operation: &str| per_lead.get(operation).map_or(0.0, |f| f[0]);
+    // Each form stores a lead (one transaction) and schedules its check; each
+    // accepted webhook is queued (retried sends count again).
+    assert!(at("dynamodb:TransactWriteItems") >= 1.0, "{per_lead:?}");
+    assert!(at("sqs:SendMessage") >= 1.0, "{per_lead:?}");
+    assert!(
+        at("sqs-fifo:SendMessage") * QUIET_LEADS as f64 >= deliveries as f64,
+        "{per_lead:?}"
+    );
+    let report = json!({
+        "leads": QUIET_LEADS,
+        "webhook_deliveries_per_lead": deliveries as f64 / QUIET_LEADS as f64,
+        "per_lead": per_lead
+            .iter()
+            .map(|(operation, [requests, write_units, read_units])| {
+                (operation.clone(), json!({
+                    "requests": requests, "write_units": write_units, "read_units": read_units,
+                }))
+            })
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let dir = testkit::workspace_root().join("target/cost");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("aws-requests-per-lead.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    println!("AWS requests per lead on a quiet day: {report:#}");
 }

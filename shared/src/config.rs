@@ -3,24 +3,24 @@
 //! Manager) so that no secret sits in the function's plain environment.
 
 use std::collections::HashMap;
-
-use aws_config::SdkConfig;
-
 use std::time::Duration;
 
 use secrecy::SecretString;
 
+#[cfg(feature = "clients")]
 use crate::adapters::crm::{
     SKODE_BASE_URL, SkodeConnector, SkodeSettings, WebhookConnector, WebhookSettings,
 };
-use crate::crm::{CrmConnector, CrmSync};
+#[cfg(feature = "clients")]
+use crate::crm::CrmConnector;
+use crate::crm::CrmSync;
 use crate::inbound::Provider;
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
 use crate::recovery::RequestSettings;
-use crate::signature::{
-    BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature, WebhookSecret,
-};
+#[cfg(feature = "clients")]
+use crate::signature::WebhookSecret;
+use crate::signature::{BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
 
 /// A setting that is missing or unusable; names the variable, never its value.
@@ -77,7 +77,8 @@ impl Env {
     /// The process environment, overlaid by the secret in `SECRETS_ARN` when set. The
     /// secret is a JSON object of variable names to string values, e.g.
     /// `{"SKIPUP_WEBHOOK_SECRETS": "whsec_a,whsec_b"}`.
-    pub async fn load(sdk: &SdkConfig) -> Result<Self, ConfigError> {
+    #[cfg(feature = "clients")]
+    pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let mut env = Self::process();
         if let Some(arn) = env.get("SECRETS_ARN") {
             let client = aws_sdk_secretsmanager::Client::new(sdk);
@@ -166,6 +167,7 @@ impl Env {
     }
 }
 
+#[cfg(feature = "clients")]
 fn parse_secret_json(text: &str) -> Result<HashMap<String, String>, ConfigError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|_| ConfigError::Secrets("the secret is not a JSON object".into()))?;
@@ -274,6 +276,7 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
 /// (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`, `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`), the
 /// signed outbound webhook when `CRM_WEBHOOK_URL` is set (with `CRM_WEBHOOK_SECRET`);
 /// `CRM_TIMEOUT_SECONDS` (default 5) for both.
+#[cfg(feature = "clients")]
 pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
     let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 5, 1..=10)?);
     let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
@@ -312,6 +315,22 @@ pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
         connectors.push(std::sync::Arc::new(connector));
     }
     Ok(CrmSync::new(connectors))
+}
+
+/// Without HTTP clients (the crate built without `clients`, as the fuzz targets are)
+/// no connector can run: configuring one is an error rather than silently ignored.
+#[cfg(not(feature = "clients"))]
+pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
+    match ["SKODE_API_KEY", "CRM_WEBHOOK_URL"]
+        .into_iter()
+        .find(|var| env.get(var).is_some())
+    {
+        Some(var) => Err(ConfigError::Invalid {
+            var,
+            reason: "this build has no HTTP clients (feature `clients`)".into(),
+        }),
+        None => Ok(CrmSync::default()),
+    }
 }
 
 /// Settings of `form-intake`.
@@ -470,6 +489,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "clients")]
     fn the_secret_json_must_map_names_to_strings() {
         let parsed = parse_secret_json(r#"{"SKODE_WEBHOOK_SECRETS":"a,b"}"#).unwrap();
         assert_eq!(parsed["SKODE_WEBHOOK_SECRETS"], "a,b");
@@ -536,6 +556,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "clients")]
     fn crm_connectors_are_each_turned_on_by_their_setting() {
         assert!(
             crm_connectors(&Env::from_pairs([("X", "y")]))

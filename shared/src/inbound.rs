@@ -569,4 +569,18 @@ mod tests {
         let back: InboundEvent = serde_json::from_str(&message.body).unwrap();
         assert_eq!(back, e);
     }
+
+    #[test]
+    fn numbers_in_a_payload_read_back_as_webhook_ingest_parsed_them() {
+        // Found by fuzzing (provider_payloads): a number parsed to the nearest float
+        // only on a best-effort basis could come back from the queue one ulp away.
+        for body in [
+            "525555555555555555555577577",
+            r#"{"id":"evt_1","type":"x","data":{"score":0.30000000000000004,"big":1e300}}"#,
+        ] {
+            let event = normalize(Provider::SkipUp, body);
+            let back: InboundEvent = serde_json::from_str(&event.to_queue_message().body).unwrap();
+            assert_eq!(back, event, "{body}");
+        }
+    }
 }

@@ -6,11 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::json;
+use shared::adapters::skipup::SkipUpClient;
 use shared::lead::EmailAddress;
 use shared::ports::SkipUpApi;
 use shared::skipup::{
-    CreateMeetingRequest, ErrorClass, MeetingContext, NewWebhookEndpoint, Participant,
-    SkipUpClient, SkipUpError, SkipUpSettings, Timeframe,
+    CreateMeetingRequest, ErrorClass, MeetingContext, NewWebhookEndpoint, Participant, SkipUpError,
+    SkipUpSettings, Timeframe,
 };
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};

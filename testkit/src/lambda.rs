@@ -1,13 +1,15 @@
 //! A Lambda Runtime API emulator (the custom-runtime HTTP protocol) and a guard that
 //! runs a function binary against it, so tests drive the real `bootstrap` process the
-//! way Lambda does: `next` hands out an event, `response` or `error` returns it.
+//! way Lambda does: `next` hands out an event, `response` or `error` returns it. It
+//! also times what Lambda would bill and report: the first `next` poll (the end of
+//! init) and each invocation from hand-out to answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,10 +32,19 @@ struct Invocation {
     event: Value,
 }
 
+/// An invocation waiting for its answer: where to send it, and when the function
+/// took the event.
+struct Waiting {
+    answer: oneshot::Sender<(Outcome, Duration)>,
+    handed_out: Option<Instant>,
+}
+
 struct Shared {
     next: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
     init_error: Mutex<Option<Value>>,
+    /// When the function first asked for an event: its init was over.
+    first_poll: tokio::sync::watch::Sender<Option<Instant>>,
 }
 
 /// The emulator: one loopback HTTP server per test.
@@ -53,6 +64,7 @@ impl RuntimeApi {
             next: tokio::sync::Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            first_poll: tokio::sync::watch::Sender::new(None),
         });
         let app = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
@@ -87,18 +99,39 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits for its answer.
     pub async fn invoke(&self, event: Value) -> Outcome {
+        self.invoke_timed(event).await.0
+    }
+
+    /// Hands `event` to the function and waits for its answer; also returns how long
+    /// the function took, from taking the event (`next`) to answering.
+    pub async fn invoke_timed(&self, event: Value) -> (Outcome, Duration) {
         let id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = oneshot::channel();
-        self.shared.waiting.lock().unwrap().insert(id.clone(), tx);
+        let (answer, rx) = oneshot::channel();
+        self.shared.waiting.lock().unwrap().insert(
+            id.clone(),
+            Waiting {
+                answer,
+                handed_out: None,
+            },
+        );
         self.queue
             .send(Invocation { id, event })
             .expect("the emulator is running");
         match tokio::time::timeout(Duration::from_secs(60), rx).await {
-            Ok(Ok(outcome)) => outcome,
+            Ok(Ok(answered)) => answered,
             _ => panic!(
                 "the function did not answer within 60 s (init error: {:?})",
                 self.init_error()
             ),
+        }
+    }
+
+    /// Waits up to `timeout` for the function's first `next` poll; when it came.
+    pub async fn first_poll(&self, timeout: Duration) -> Option<Instant> {
+        let mut polled = self.shared.first_poll.subscribe();
+        match tokio::time::timeout(timeout, polled.wait_for(Option::is_some)).await {
+            Ok(Ok(at)) => *at,
+            _ => None,
         }
     }
 
@@ -114,14 +147,22 @@ impl Drop for RuntimeApi {
     }
 }
 
-async fn next(State(shared): State<Arc<Shared>>) -> (HeaderMap, String) {
+async fn next(State(shared): State<Arc<Shared>>) -> Result<(HeaderMap, String), StatusCode> {
+    shared.first_poll.send_if_modified(|at| {
+        let first = at.is_none();
+        if first {
+            *at = Some(Instant::now());
+        }
+        first
+    });
+    // None once the emulator is being dropped (its function is being stopped too).
     let invocation = shared
         .next
         .lock()
         .await
         .recv()
         .await
-        .expect("the emulator is running");
+        .ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
     let deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("time after 1970")
@@ -131,6 +172,9 @@ async fn next(State(shared): State<Arc<Shared>>) -> (HeaderMap, String) {
     let mut set = |name: &'static str, value: String| {
         headers.insert(name, HeaderValue::from_str(&value).expect("header value"));
     };
+    if let Some(waiting) = shared.waiting.lock().unwrap().get_mut(&invocation.id) {
+        waiting.handed_out = Some(Instant::now());
+    }
     set("lambda-runtime-aws-request-id", invocation.id);
     set("lambda-runtime-deadline-ms", deadline.to_string());
     set(
@@ -141,16 +185,20 @@ async fn next(State(shared): State<Arc<Shared>>) -> (HeaderMap, String) {
         "lambda-runtime-trace-id",
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
     );
-    (headers, invocation.event.to_string())
+    Ok((headers, invocation.event.to_string()))
 }
 
 fn complete(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    let answered = Instant::now();
     match shared.waiting.lock().unwrap().remove(id) {
-        Some(waiter) => {
-            let _ = waiter.send(outcome);
+        Some(Waiting {
+            answer,
+            handed_out: Some(handed_out),
+        }) => {
+            let _ = answer.send((outcome, answered - handed_out));
             StatusCode::ACCEPTED
         }
-        None => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -185,6 +233,7 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
 pub struct FunctionProcess {
     child: Child,
     log_path: std::path::PathBuf,
+    started: Instant,
 }
 
 impl FunctionProcess {
@@ -211,10 +260,29 @@ impl FunctionProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        let started = Instant::now();
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        Self { child, log_path }
+        Self {
+            child,
+            log_path,
+            started,
+        }
+    }
+
+    /// When the process was started (just before `exec`).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The most resident memory the process has used so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Waits up to `timeout` for the process to exit on its own; its exit status.

@@ -1,7 +1,9 @@
 //! Helpers for integration tests: the `moto_server` AWS emulator, a Lambda Runtime
-//! API emulator that drives a real function binary, and the Python reference signer.
+//! API emulator that drives a real function binary, a meter of AWS requests, and the
+//! Python reference signer.
 
 pub mod lambda;
+pub mod meter;
 pub mod moto;
 pub mod sign;
 

@@ -17,18 +17,16 @@ async fn cold_start() -> Result<FormDeps, ConfigError> {
     let sdk = load_sdk_config().await;
     let config = FormConfig::from_env(&Env::load(&sdk).await?)?;
     let resources = config.resources;
+    let store = DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(&sdk), resources.leads_table);
+    let checks = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), resources.check_queue_url);
+    // The form backend waits on the first submission: open both connections now.
+    tokio::join!(store.warm_up(), checks.warm_up());
     Ok(FormDeps {
         signature: config.signature,
         max_body_bytes: config.max_body_bytes,
         intake: IntakeDeps {
-            store: Arc::new(DynamoLeadStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                resources.leads_table,
-            )),
-            checks: Arc::new(SqsQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                resources.check_queue_url,
-            )),
+            store: Arc::new(store),
+            checks: Arc::new(checks),
             clock: Arc::new(SystemClock),
             settings: config.intake,
         },

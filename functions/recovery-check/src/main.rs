@@ -8,12 +8,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
 use shared::adapters::aws::load_sdk_config;
 use shared::adapters::dynamo::DynamoLeadStore;
+use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
 use shared::config::{Env, RecoveryConfig};
 use shared::handlers::recovery_check::{RecoveryDeps, handle};
 use shared::ports::SystemClock;
 use shared::recovery::MemberCache;
-use shared::skipup::SkipUpClient;
 
 async fn cold_start() -> Result<RecoveryDeps, Box<dyn std::error::Error + Send + Sync>> {
     let sdk = load_sdk_config().await;

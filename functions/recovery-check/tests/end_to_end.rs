@@ -19,13 +19,14 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::adapters::fakes::RecordedRedelivery;
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
+use shared::adapters::skipup::SkipUpClient;
 use shared::handlers::{form_intake, recovery_check};
 use shared::intake::{IntakeDeps, IntakeSettings};
 use shared::lead::{EmailAddress, LeadId, LeadStatus};
 use shared::ports::{LeadStore, SystemClock};
 use shared::recovery::{CheckMessage, MemberCache, RequestSettings};
 use shared::signature::{SecretSet, TimestampedSignature, WebhookSecret};
-use shared::skipup::{SkipUpClient, SkipUpSettings};
+use shared::skipup::SkipUpSettings;
 use skipup_sandbox::{Sandbox, SandboxConfig};
 
 const FORM_SECRET: &str = "whsec_e2e_forms";

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
 use serde_json::{Value, json};
 use shared::adapters::aws::load_sdk_config;
+use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sns::SnsAlerts;
 use shared::config::{Env, HealthConfig};
 use shared::handlers::webhook_health::{HealthDeps, handle};
 use shared::ports::{Alerts, SystemClock};
-use shared::skipup::SkipUpClient;
 
 async fn cold_start() -> Result<HealthDeps, lambda_runtime::Error> {
     let sdk = load_sdk_config().await;

@@ -21,3 +21,21 @@ pub async fn load_sdk_config() -> SdkConfig {
         .load()
         .await
 }
+
+/// How long a cold start waits for a warm-up call before going on without it.
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs one cheap call at cold start so that the connection (DNS, TCP, TLS) is open
+/// before the first event: a webhook sender then waits for the call, not for the
+/// handshake. A failure only logs: the first event retries as usual, and the log says
+/// early that the resource is unreachable or misnamed.
+pub async fn warm_up<T, E: std::fmt::Display>(
+    service: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) {
+    match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
+        Ok(Ok(_)) => tracing::debug!(service, "connection warmed up"),
+        Ok(Err(error)) => tracing::warn!(service, %error, "warm-up call failed at cold start"),
+        Err(_) => tracing::warn!(service, "warm-up call timed out at cold start"),
+    }
+}

@@ -9,10 +9,10 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use crate::adapters::skipup::{mask_emails, retry_after, without_url};
 use crate::crm::{ConnectorError, CrmConnector, StatusUpdate, status_slug};
 use crate::lead::LeadStatus;
 use crate::signature::{TimestampedSignature, WebhookSecret};
-use crate::skipup::{mask_emails, retry_after, without_url};
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()

@@ -45,6 +45,22 @@ impl DynamoLeadStore {
         }
     }
 
+    /// Opens the connection to DynamoDB at cold start (a `GetItem` of a key that never
+    /// exists, allowed by the functions' policies); see [`super::aws::warm_up`].
+    pub async fn warm_up(&self) {
+        let call = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S("WARM-UP".into()))
+            .key("sk", AttributeValue::S("WARM-UP".into()))
+            .send();
+        super::aws::warm_up("dynamodb", async {
+            call.await.map_err(DisplayErrorContext)
+        })
+        .await;
+    }
+
     fn put(&self, item: Item, condition: Option<(&str, Item)>) -> TransactWriteItem {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some((expression, values)) = condition {

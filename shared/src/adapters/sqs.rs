@@ -21,6 +21,18 @@ impl SqsQueue {
             queue_url: queue_url.into(),
         }
     }
+
+    /// Opens the connection to SQS at cold start (`GetQueueAttributes` of the queue's
+    /// ARN: no message is touched); see [`super::aws::warm_up`].
+    pub async fn warm_up(&self) {
+        let call = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send();
+        super::aws::warm_up("sqs", async { call.await.map_err(DisplayErrorContext) }).await;
+    }
 }
 
 #[async_trait]
