@@ -21,19 +21,10 @@ fn main() -> std::io::Result<()> {
         for n in 0..count {
             let submitted = Utc.from_utc_datetime(&day.and_hms_opt(8, 0, 0).expect("a time"))
                 + TimeDelta::minutes(random.i64(0..600));
+            let email = EmailAddress::parse(&format!("lead{n}@{day}.example")).expect("an email");
             let profile = LeadProfile {
-                email: EmailAddress::parse(&format!("lead{n}@{day}.example")).expect("an email"),
-                name: format!("Lead {n}"),
-                company: None,
-                role: None,
-                phone: None,
-                timezone: None,
-                assigned_rep_email: None,
-                form_id: None,
                 submission_id: Some(format!("{day}-{n}")),
-                answers: vec![],
-                source: None,
-                skode_lead_id: None,
+                ..LeadProfile::new(email, format!("Lead {n}"))
             };
             let mut lead = Lead::new(profile, submitted, TimeDelta::minutes(30));
             let requested = submitted + TimeDelta::minutes(31);

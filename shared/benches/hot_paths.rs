@@ -169,18 +169,9 @@ fn ingest_call(c: &mut Criterion) {
 fn store_with_requested_lead() -> Arc<MemoryLeadStore> {
     let store = Arc::new(MemoryLeadStore::new());
     let profile = LeadProfile {
-        email: EmailAddress::parse(EMAIL).unwrap(),
-        name: "Dana Ruiz".into(),
         company: Some("Northwind".into()),
-        role: None,
-        phone: None,
-        timezone: None,
-        assigned_rep_email: None,
-        form_id: None,
         submission_id: Some("s1".into()),
-        answers: vec![],
-        source: None,
-        skode_lead_id: None,
+        ..LeadProfile::new(EmailAddress::parse(EMAIL).unwrap(), "Dana Ruiz")
     };
     let submitted = DateTime::from_timestamp(NOW - 3600, 0).unwrap();
     let mut lead = Lead::new(profile, submitted, TimeDelta::minutes(30));

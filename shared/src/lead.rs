@@ -243,6 +243,25 @@ pub struct LeadProfile {
 }
 
 impl LeadProfile {
+    /// Who the lead is and nothing more; a caller sets the optional fields it knows
+    /// (`LeadProfile { company, ..LeadProfile::new(email, name) }`).
+    pub fn new(email: EmailAddress, name: impl Into<String>) -> Self {
+        Self {
+            email,
+            name: name.into(),
+            company: None,
+            role: None,
+            phone: None,
+            timezone: None,
+            assigned_rep_email: None,
+            form_id: None,
+            submission_id: None,
+            answers: vec![],
+            source: None,
+            skode_lead_id: None,
+        }
+    }
+
     /// The id this submission maps to: the submission id when the form sends one,
     /// else the normalized email and day.
     pub fn lead_id(&self, submitted_at: DateTime<Utc>) -> LeadId {

@@ -134,20 +134,7 @@ mod tests {
     use crate::lead::{EmailAddress, LeadProfile};
 
     fn lead(status: LeadStatus) -> Lead {
-        let profile = LeadProfile {
-            email: EmailAddress::parse("a@b.example").unwrap(),
-            name: "A".into(),
-            company: None,
-            role: None,
-            phone: None,
-            timezone: None,
-            assigned_rep_email: None,
-            form_id: None,
-            submission_id: None,
-            answers: vec![],
-            source: None,
-            skode_lead_id: None,
-        };
+        let profile = LeadProfile::new(EmailAddress::parse("a@b.example").unwrap(), "A");
         let mut lead = Lead::new(profile, chrono::Utc::now(), chrono::Duration::zero());
         lead.status = status;
         lead

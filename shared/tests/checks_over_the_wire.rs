@@ -17,20 +17,10 @@ use testkit::moto::moto;
 use testkit::unique_name;
 
 fn profile() -> LeadProfile {
-    LeadProfile {
-        email: EmailAddress::parse("dana@northwind.example").unwrap(),
-        name: "Dana Ruiz".into(),
-        company: None,
-        role: None,
-        phone: None,
-        timezone: None,
-        assigned_rep_email: None,
-        form_id: None,
-        submission_id: None,
-        answers: vec![],
-        source: None,
-        skode_lead_id: None,
-    }
+    LeadProfile::new(
+        EmailAddress::parse("dana@northwind.example").unwrap(),
+        "Dana Ruiz",
+    )
 }
 
 fn parse(message: &aws_sdk_sqs::types::Message) -> CheckMessage {

@@ -17,18 +17,14 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn update(status: LeadStatus, skode_id: Option<&str>) -> StatusUpdate {
     let profile = LeadProfile {
-        email: EmailAddress::parse("dana.ruiz@northwind.example").unwrap(),
-        name: "Dana Ruiz".into(),
         company: Some("Northwind".into()),
-        role: None,
-        phone: None,
-        timezone: None,
-        assigned_rep_email: None,
-        form_id: None,
         submission_id: Some("s1".into()),
-        answers: vec![],
         source: Some("skode".into()),
         skode_lead_id: skode_id.map(str::to_string),
+        ..LeadProfile::new(
+            EmailAddress::parse("dana.ruiz@northwind.example").unwrap(),
+            "Dana Ruiz",
+        )
     };
     let at = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
         .unwrap()

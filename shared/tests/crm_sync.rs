@@ -55,18 +55,9 @@ fn world() -> World {
 /// A lead whose recovery request `MR` was accepted (when `requested`).
 async fn lead(w: &World, requested: bool) -> Lead {
     let profile = LeadProfile {
-        email: EmailAddress::parse(EMAIL).unwrap(),
-        name: "Dana Ruiz".into(),
-        company: None,
-        role: None,
         phone: Some("+1 (415) 555-0142".into()),
-        timezone: None,
-        assigned_rep_email: None,
-        form_id: None,
         submission_id: Some("s1".into()),
-        answers: vec![],
-        source: None,
-        skode_lead_id: None,
+        ..LeadProfile::new(EmailAddress::parse(EMAIL).unwrap(), "Dana Ruiz")
     };
     let mut lead = Lead::new(profile, at("2026-11-22T08:00:00Z"), TimeDelta::minutes(30));
     let entry = TimelineEntry {

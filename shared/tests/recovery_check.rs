@@ -62,18 +62,9 @@ fn world(members: &[&str]) -> World {
 
 fn profile(email: &str, rep: Option<&str>) -> LeadProfile {
     LeadProfile {
-        email: EmailAddress::parse(email).unwrap(),
-        name: "Dana Ruiz".into(),
         company: Some("Northwind".into()),
-        role: None,
-        phone: None,
-        timezone: None,
         assigned_rep_email: rep.map(|r| EmailAddress::parse(r).unwrap()),
-        form_id: None,
-        submission_id: None,
-        answers: vec![],
-        source: None,
-        skode_lead_id: None,
+        ..LeadProfile::new(EmailAddress::parse(email).unwrap(), "Dana Ruiz")
     }
 }
 
