@@ -217,10 +217,11 @@ impl World {
         })
     }
 
-    /// The function's environment, as `template.yaml` sets it. webhook-ingest gets a
-    /// CRM queue of its own each time: moto's FIFO sends slow down as a queue fills.
+    /// The function's environment, as `template.yaml` sets it, on moto.
+    /// webhook-ingest gets a CRM queue of its own each time: moto's FIFO sends slow
+    /// down as a queue fills.
     async fn env(&self, function: &str) -> Vec<(&'static str, String)> {
-        let mut env = self.env_without_queue(function);
+        let mut env = self.base_env(function, &self.endpoint, &self.secret_arn);
         if function == "webhook-ingest" {
             let queue = moto().create_fifo_queue("harness-crm").await;
             env.push(("CRM_QUEUE_URL", queue));
@@ -230,27 +231,23 @@ impl World {
 
     /// [`Self::env`] with every AWS service at `double` instead of moto.
     fn env_at(&self, function: &str, double: &AwsDouble) -> Vec<(&'static str, String)> {
-        let mut env = self.env_without_queue(function);
-        env.retain(|(key, _)| !matches!(*key, "AWS_ENDPOINT_URL" | "SECRETS_ARN"));
-        env.push(("AWS_ENDPOINT_URL", double.url.clone()));
-        env.push((
-            "SECRETS_ARN",
-            "arn:aws:secretsmanager:us-east-1:000000000000:secret:double".into(),
-        ));
+        let mut env = self.base_env(function, &double.url, AwsDouble::SECRET_ARN);
         if function == "webhook-ingest" {
-            env.push((
-                "CRM_QUEUE_URL",
-                format!("{}/000000000000/double.fifo", double.url),
-            ));
+            env.push(("CRM_QUEUE_URL", double.crm_queue_url()));
         }
         env
     }
 
-    /// [`Self::env`] without webhook-ingest's `CRM_QUEUE_URL`.
-    fn env_without_queue(&self, function: &str) -> Vec<(&'static str, String)> {
+    /// The environment but webhook-ingest's `CRM_QUEUE_URL`, with AWS at `endpoint`.
+    fn base_env(
+        &self,
+        function: &str,
+        endpoint: &str,
+        secret_arn: &str,
+    ) -> Vec<(&'static str, String)> {
         let mut env = vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("SECRETS_ARN", self.secret_arn.clone()),
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
+            ("SECRETS_ARN", secret_arn.to_string()),
             ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
         ];
         env.extend(self.tls_roots.iter().cloned());
@@ -549,13 +546,11 @@ async fn concurrent(world: &World, settings: &Settings) -> anyhow::Result<Concur
     let function = "webhook-ingest";
     let binary = settings.bin_dir.join(function);
     let total = settings.invocations.max(settings.concurrency);
+    // SQS at the double, the secret still from moto.
     let env = |double: &AwsDouble, concurrency: usize| {
-        let mut env = world.env_without_queue(function);
+        let mut env = world.base_env(function, &world.endpoint, &world.secret_arn);
         env.push(("AWS_ENDPOINT_URL_SQS", double.url.clone()));
-        env.push((
-            "CRM_QUEUE_URL",
-            format!("{}/000000000000/double.fifo", double.url),
-        ));
+        env.push(("CRM_QUEUE_URL", double.crm_queue_url()));
         env.push(("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string()));
         env
     };

@@ -1,13 +1,11 @@
 //! The AWS bill per million leads, from what was measured: the AWS requests per lead
 //! that the quiet-day end-to-end test counted on the wire
-//! (`target/cost/aws-requests-per-lead.json`), and each function's warm duration and
+//! ([`testkit::meter::COSTED_REQUESTS`]), and each function's warm duration and
 //! log volume from the cold-start harness (`target/bench/lambda.json`). Prices are
 //! on-demand list prices of us-east-1 (see [`PRICES`]); nothing here is a quote.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
-use serde::Deserialize;
+use testkit::meter::RequestsPerLead;
 
 use crate::cold::Report;
 
@@ -43,20 +41,6 @@ const PLATFORM_LOG_BYTES: f64 = 600.0;
 /// 15 minutes; the early delivery is sent again with the rest).
 const EXTRA_CHECK_DELIVERIES: f64 = 1.0;
 
-#[derive(Debug, Deserialize)]
-pub struct Counted {
-    pub leads: usize,
-    pub webhook_deliveries_per_lead: f64,
-    pub per_lead: BTreeMap<String, PerLead>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-pub struct PerLead {
-    pub requests: f64,
-    pub write_units: f64,
-    pub read_units: f64,
-}
-
 /// One line of the bill.
 #[derive(Debug, Clone)]
 pub struct Line {
@@ -65,12 +49,21 @@ pub struct Line {
     pub per_million_leads: f64,
 }
 
+impl Line {
+    fn new(service: &'static str, what: String, per_lead: f64) -> Self {
+        Self {
+            service,
+            what,
+            per_million_leads: per_lead * 1e6,
+        }
+    }
+}
+
 /// The bill per million leads, line by line.
-pub fn bill(counted: &Counted, lambda: &Report) -> anyhow::Result<Vec<Line>> {
-    let at = |op: &str| counted.per_lead.get(op).copied().unwrap_or_default();
+pub fn bill(counted: &RequestsPerLead, lambda: &Report) -> anyhow::Result<Vec<Line>> {
     let deliveries = counted.webhook_deliveries_per_lead;
-    let checks = at("sqs:SendMessage").requests + EXTRA_CHECK_DELIVERIES;
-    let events = at("sqs-fifo:SendMessage").requests;
+    let checks = counted.requests("sqs:SendMessage") + EXTRA_CHECK_DELIVERIES;
+    let events = counted.requests("sqs-fifo:SendMessage");
     // One message per invocation: the worst case, at low volume.
     let invocations = [
         ("form-intake", 1.0),
@@ -99,55 +92,52 @@ pub fn bill(counted: &Counted, lambda: &Report) -> anyhow::Result<Vec<Line>> {
         .fold((0.0, 0.0), |(w, r), (_, u)| {
             (w + u.write_units, r + u.read_units)
         });
-    let changes = at("sqs:ChangeMessageVisibility").requests;
+    let changes = counted.requests("sqs:ChangeMessageVisibility");
     // Each message is sent, received and deleted by the event source.
     let standard = checks * 3.0 + changes;
     let fifo = events * 3.0;
-    let million = 1e6;
     Ok(vec![
-        Line {
-            service: "API Gateway (HTTP API)",
-            what: format!(
+        Line::new(
+            "API Gateway (HTTP API)",
+            format!(
                 "{:.1} requests per lead (the form, {deliveries:.1} webhooks)",
                 1.0 + deliveries
             ),
-            per_million_leads: (1.0 + deliveries) * PRICES.http_api_request * million,
-        },
-        Line {
-            service: "Lambda requests",
-            what: format!("{lambda_requests:.1} invocations per lead"),
-            per_million_leads: lambda_requests * PRICES.lambda_request * million,
-        },
-        Line {
-            service: "Lambda duration (arm64, 256 MB)",
-            what: format!("{:.4} GB-s per lead", gb_seconds),
-            per_million_leads: gb_seconds * PRICES.lambda_gb_second * million,
-        },
-        Line {
-            service: "SQS standard (checks)",
-            what: format!("{standard:.1} requests per lead"),
-            per_million_leads: standard * PRICES.sqs_standard_request * million,
-        },
-        Line {
-            service: "SQS FIFO (CRM events)",
-            what: format!("{fifo:.1} requests per lead"),
-            per_million_leads: fifo * PRICES.sqs_fifo_request * million,
-        },
-        Line {
-            service: "DynamoDB on-demand",
-            what: format!(
+            (1.0 + deliveries) * PRICES.http_api_request,
+        ),
+        Line::new(
+            "Lambda requests",
+            format!("{lambda_requests:.1} invocations per lead"),
+            lambda_requests * PRICES.lambda_request,
+        ),
+        Line::new(
+            "Lambda duration (arm64, 256 MB)",
+            format!("{gb_seconds:.4} GB-s per lead"),
+            gb_seconds * PRICES.lambda_gb_second,
+        ),
+        Line::new(
+            "SQS standard (checks)",
+            format!("{standard:.1} requests per lead"),
+            standard * PRICES.sqs_standard_request,
+        ),
+        Line::new(
+            "SQS FIFO (CRM events)",
+            format!("{fifo:.1} requests per lead"),
+            fifo * PRICES.sqs_fifo_request,
+        ),
+        Line::new(
+            "DynamoDB on-demand",
+            format!(
                 "{:.1} write and {:.1} read units per lead",
                 dynamo.0, dynamo.1
             ),
-            per_million_leads: (dynamo.0 * PRICES.dynamodb_write_unit
-                + dynamo.1 * PRICES.dynamodb_read_unit)
-                * million,
-        },
-        Line {
-            service: "CloudWatch Logs ingestion",
-            what: format!("{:.1} KB per lead", log_bytes / 1000.0),
-            per_million_leads: log_bytes / 1e9 * PRICES.log_ingestion_gb * million,
-        },
+            dynamo.0 * PRICES.dynamodb_write_unit + dynamo.1 * PRICES.dynamodb_read_unit,
+        ),
+        Line::new(
+            "CloudWatch Logs ingestion",
+            format!("{:.1} KB per lead", log_bytes / 1000.0),
+            log_bytes / 1e9 * PRICES.log_ingestion_gb,
+        ),
     ])
 }
 
@@ -196,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_bill_follows_the_counted_requests_and_measured_durations() {
-        let counted: Counted = serde_json::from_value(serde_json::json!({
+        let counted: RequestsPerLead = serde_json::from_value(serde_json::json!({
             "leads": 10,
             "webhook_deliveries_per_lead": 3.0,
             "per_lead": {

@@ -18,6 +18,14 @@ pub struct AwsDouble {
 }
 
 impl AwsDouble {
+    /// The secret `GetSecretValue` answers for, whatever ARN is asked.
+    pub const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:000000000000:secret:double";
+
+    /// A FIFO queue URL at the double (which accepts any).
+    pub fn crm_queue_url(&self) -> String {
+        format!("{}/000000000000/double.fifo", self.url)
+    }
+
     /// Answers after `latency`; `GetSecretValue` returns `secret` (a JSON object).
     pub async fn start(latency: Duration, secret: &str) -> anyhow::Result<Self> {
         let sent = Arc::new(AtomicUsize::new(0));
@@ -43,7 +51,7 @@ impl AwsDouble {
                         "Attributes": { "QueueArn": "arn:aws:sqs:us-east-1:000000000000:double.fifo" },
                     })),
                     "secretsmanager.GetSecretValue" => Some(json!({
-                        "ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:double",
+                        "ARN": Self::SECRET_ARN,
                         "Name": "double",
                         "SecretString": secret,
                     })),

@@ -100,10 +100,14 @@ impl Server {
                 Ok(ids)
             })
         });
-        let url = url
-            .await
-            .context("the local stack did not start on its thread")?;
-        Ok(Self { url, stop, thread })
+        match url.await {
+            Ok(url) => Ok(Self { url, stop, thread }),
+            // The thread ended before it had a URL: its error says why.
+            Err(_) => Err(match thread.join() {
+                Ok(Err(error)) => error.context("the local stack did not start"),
+                _ => anyhow::anyhow!("the local stack's thread ended without starting"),
+            }),
+        }
     }
 
     fn stop(self) -> anyhow::Result<Vec<String>> {
@@ -192,19 +196,35 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
     let seconds = began.elapsed().as_secs_f64();
     let queued_ids = server.stop()?;
 
+    tally(&answers, &queued_ids, seconds)
+}
+
+/// The report of the answers (event id, HTTP status or 0 when none came, latency)
+/// against the event ids found in the queue afterwards.
+fn tally(
+    answers: &[(String, u16, Duration)],
+    queued_ids: &[String],
+    seconds: f64,
+) -> anyhow::Result<LoadReport> {
     let mut refused = HashMap::new();
     let mut accepted = Vec::new();
-    for (event_id, status, _) in &answers {
+    for (event_id, status, _) in answers {
         if *status == 200 {
-            accepted.push(event_id.clone());
+            accepted.push(event_id);
         } else {
             *refused.entry(*status).or_insert(0) += 1;
         }
     }
     let mut in_queue: HashMap<&str, usize> = HashMap::new();
-    for id in &queued_ids {
+    for id in queued_ids {
         *in_queue.entry(id.as_str()).or_insert(0) += 1;
     }
+    let mut duplicated: Vec<String> = in_queue
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    duplicated.sort();
     let latencies: Vec<Duration> = answers.iter().map(|(_, _, took)| *took).collect();
     Ok(LoadReport {
         sent: answers.len(),
@@ -217,12 +237,45 @@ pub async fn run(settings: &LoadSettings) -> anyhow::Result<LoadReport> {
         missing: accepted
             .iter()
             .filter(|id| !in_queue.contains_key(id.as_str()))
-            .cloned()
+            .map(|id| id.to_string())
             .collect(),
-        duplicated: in_queue
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(id, _)| id.to_string())
-            .collect(),
+        duplicated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::tally;
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    #[test]
+    fn a_delivery_missing_from_the_queue_or_queued_twice_is_reported() {
+        let answers: Vec<(String, u16, Duration)> = [("a", 200), ("b", 200), ("c", 503), ("d", 0)]
+            .into_iter()
+            .map(|(id, status)| (id.to_string(), status, Duration::from_millis(2)))
+            .collect();
+        let all_there = tally(&answers, &ids(&["b", "a"]), 1.0).unwrap();
+        assert!(all_there.nothing_lost(), "{all_there:?}");
+        assert_eq!((all_there.sent, all_there.accepted), (4, 2));
+        assert_eq!(all_there.refused.len(), 2);
+
+        let lost = tally(&answers, &ids(&["a"]), 1.0).unwrap();
+        assert_eq!(lost.missing, ids(&["b"]));
+        assert!(!lost.nothing_lost());
+
+        let twice = tally(&answers, &ids(&["a", "b", "a"]), 1.0).unwrap();
+        assert_eq!(twice.duplicated, ids(&["a"]));
+        assert!(!twice.nothing_lost());
+
+        // A refused delivery that was queued anyway is not what was answered.
+        let extra = tally(&answers, &ids(&["a", "b", "c"]), 1.0).unwrap();
+        assert!(extra.missing.is_empty() && extra.duplicated.is_empty());
+        assert!(!extra.nothing_lost());
+        assert!(tally(&[], &[], 1.0).is_err(), "no answer, no figures");
+    }
 }

@@ -6,7 +6,7 @@
 //! meeting request per lead, and nothing lost (no dead letter, no unmatched event,
 //! every webhook delivered).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use recovery::simulate::{Sender, send};
@@ -15,7 +15,7 @@ use serde_json::json;
 use shared::config::Env;
 use shared::lead::{Lead, LeadStatus};
 use skipup_sandbox::{ConversationConfig, Outcome, SandboxConfig};
-use testkit::meter::Meter;
+use testkit::meter::{COSTED_REQUESTS, Meter, RequestsPerLead};
 
 const LEADS: usize = 100;
 /// The recovery track, in order.
@@ -297,51 +297,24 @@ async fn aws_requests_per_lead_on_a_quiet_day() {
     let before = meter.usage();
     run(&stack, QUIET_LEADS, Day::Quiet).await;
     let deliveries = stack.sandbox().unwrap().deliveries().len();
-    // Per lead: requests, and DynamoDB's estimated write and read units.
-    let per_lead: BTreeMap<String, [f64; 3]> = meter
-        .usage()
-        .into_iter()
-        .map(|(operation, usage)| {
-            let earlier = before.get(&operation).copied().unwrap_or_default();
-            let per = |now: f64, then: f64| (now - then) / QUIET_LEADS as f64;
-            let figures = [
-                per(usage.requests as f64, earlier.requests as f64),
-                per(usage.write_units, earlier.write_units),
-                per(usage.read_units, earlier.read_units),
-            ];
-            (operation, figures)
-        })
-        .filter(|(operation, [requests, ..])| {
-            *requests > 0.0 && !TEST_ONLY.contains(&operation.as_str())
-        })
-        .collect();
-    let at = |operation: &str| per_lead.get(operation).map_or(0.0, |f| f[0]);
+    let mut counted = RequestsPerLead::between(&before, &meter.usage(), QUIET_LEADS, deliveries);
+    counted
+        .per_lead
+        .retain(|operation, _| !TEST_ONLY.contains(&operation.as_str()));
     // Each form stores a lead (one transaction) and schedules its check; each
     // accepted webhook is queued (retried sends count again).
-    assert!(at("dynamodb:TransactWriteItems") >= 1.0, "{per_lead:?}");
-    assert!(at("sqs:SendMessage") >= 1.0, "{per_lead:?}");
     assert!(
-        at("sqs-fifo:SendMessage") * QUIET_LEADS as f64 >= deliveries as f64,
-        "{per_lead:?}"
+        counted.requests("dynamodb:TransactWriteItems") >= 1.0,
+        "{counted:?}"
     );
-    let report = json!({
-        "leads": QUIET_LEADS,
-        "webhook_deliveries_per_lead": deliveries as f64 / QUIET_LEADS as f64,
-        "per_lead": per_lead
-            .iter()
-            .map(|(operation, [requests, write_units, read_units])| {
-                (operation.clone(), json!({
-                    "requests": requests, "write_units": write_units, "read_units": read_units,
-                }))
-            })
-            .collect::<serde_json::Map<_, _>>(),
-    });
-    let dir = testkit::workspace_root().join("target/cost");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("aws-requests-per-lead.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    println!("AWS requests per lead on a quiet day: {report:#}");
+    assert!(counted.requests("sqs:SendMessage") >= 1.0, "{counted:?}");
+    assert!(
+        counted.requests("sqs-fifo:SendMessage") * QUIET_LEADS as f64 >= deliveries as f64,
+        "{counted:?}"
+    );
+    let report = serde_json::to_string_pretty(&counted).unwrap();
+    let path = testkit::workspace_root().join(COSTED_REQUESTS);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &report).unwrap();
+    println!("AWS requests per lead on a quiet day: {report}");
 }

@@ -74,13 +74,18 @@ impl PaceStats {
     }
 }
 
+/// When the next call may start, and until when a 429 holds every call back.
+struct Schedule {
+    next_slot: Instant,
+    paused_until: Instant,
+}
+
 /// A [`SkipUpApi`] whose calls are spaced by [`Pace::interval`]; a 429 pauses every
 /// caller and retries the same call (same idempotency key), up to `max_retries`.
 pub struct PacedSkipUp {
     inner: Arc<dyn SkipUpApi>,
     interval: Duration,
-    /// When the next call may start, and until when a 429 holds every call back.
-    next: Mutex<(Instant, Instant)>,
+    schedule: Mutex<Schedule>,
     max_retries: u32,
     /// Longest pause after a 429 without `Retry-After`.
     max_backoff: Duration,
@@ -92,7 +97,10 @@ impl PacedSkipUp {
         Self {
             inner,
             interval: pace.interval(),
-            next: Mutex::new((Instant::now(), Instant::now())),
+            schedule: Mutex::new(Schedule {
+                next_slot: Instant::now(),
+                paused_until: Instant::now(),
+            }),
             max_retries: 8,
             max_backoff: pace.per,
             stats: PaceStats::default(),
@@ -104,13 +112,13 @@ impl PacedSkipUp {
     async fn slot(&self) {
         loop {
             let at = {
-                let mut next = self.next.lock().await;
-                let at = next.0.max(Instant::now());
-                next.0 = at + self.interval;
+                let mut schedule = self.schedule.lock().await;
+                let at = schedule.next_slot.max(Instant::now());
+                schedule.next_slot = at + self.interval;
                 at
             };
             tokio::time::sleep_until(at).await;
-            if Instant::now() >= self.next.lock().await.1 {
+            if Instant::now() >= self.schedule.lock().await.paused_until {
                 break;
             }
         }
@@ -119,10 +127,10 @@ impl PacedSkipUp {
 
     /// Holds every caller back for `pause`, those already waiting for a slot too.
     async fn pause(&self, pause: Duration) {
-        let mut next = self.next.lock().await;
+        let mut schedule = self.schedule.lock().await;
         let until = Instant::now() + pause;
-        next.0 = next.0.max(until);
-        next.1 = next.1.max(until);
+        schedule.next_slot = schedule.next_slot.max(until);
+        schedule.paused_until = schedule.paused_until.max(until);
     }
 
     async fn paced<T, F, Fut>(&self, call: F) -> Result<T, SkipUpError>

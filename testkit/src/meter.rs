@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What one operation cost in requests and bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
@@ -70,6 +70,63 @@ impl Meter {
         entry.response_bytes += response_bytes;
         entry.write_units += write_units;
         entry.read_units += read_units;
+    }
+}
+
+/// An operation's share of one lead: what the cost figures are computed from.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PerLead {
+    pub requests: f64,
+    pub write_units: f64,
+    pub read_units: f64,
+}
+
+/// The AWS requests behind each lead, as the quiet-day end-to-end test counted them
+/// and `harness`'s `cost` reads them back ([`COSTED_REQUESTS`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestsPerLead {
+    pub leads: usize,
+    pub webhook_deliveries_per_lead: f64,
+    pub per_lead: BTreeMap<String, PerLead>,
+}
+
+/// Where [`RequestsPerLead`] is written, under the workspace root.
+pub const COSTED_REQUESTS: &str = "target/cost/aws-requests-per-lead.json";
+
+impl RequestsPerLead {
+    /// What was used between `before` and `after` (two [`Meter::usage`] readings),
+    /// shared by `leads`; operations with no request in between are left out.
+    pub fn between(
+        before: &BTreeMap<String, Usage>,
+        after: &BTreeMap<String, Usage>,
+        leads: usize,
+        webhook_deliveries: usize,
+    ) -> Self {
+        let share = |now: f64, then: f64| (now - then) / leads as f64;
+        let per_lead = after
+            .iter()
+            .filter_map(|(operation, now)| {
+                let then = before.get(operation).copied().unwrap_or_default();
+                (now.requests > then.requests).then(|| {
+                    let per = PerLead {
+                        requests: share(now.requests as f64, then.requests as f64),
+                        write_units: share(now.write_units, then.write_units),
+                        read_units: share(now.read_units, then.read_units),
+                    };
+                    (operation.clone(), per)
+                })
+            })
+            .collect();
+        Self {
+            leads,
+            webhook_deliveries_per_lead: webhook_deliveries as f64 / leads as f64,
+            per_lead,
+        }
+    }
+
+    /// Requests per lead of `operation` (0 when it made none).
+    pub fn requests(&self, operation: &str) -> f64 {
+        self.per_lead.get(operation).map_or(0.0, |p| p.requests)
     }
 }
 
@@ -174,7 +231,49 @@ fn capacity(operation: &str, request: &[u8], response_bytes: u64) -> (f64, f64) 
 
 #[cfg(test)]
 mod tests {
-    use super::{capacity, operation};
+    use super::{BTreeMap, PerLead, RequestsPerLead, Usage, capacity, operation};
+
+    #[test]
+    fn per_lead_usage_is_what_was_used_in_between_shared_by_the_leads() {
+        let usage = |requests, write_units| Usage {
+            requests,
+            write_units,
+            ..Usage::default()
+        };
+        let before = BTreeMap::from([
+            ("dynamodb:CreateTable".to_string(), usage(1, 0.0)),
+            ("dynamodb:TransactWriteItems".to_string(), usage(2, 8.0)),
+        ]);
+        let after = BTreeMap::from([
+            ("dynamodb:CreateTable".to_string(), usage(1, 0.0)),
+            ("dynamodb:TransactWriteItems".to_string(), usage(12, 48.0)),
+            ("sqs:SendMessage".to_string(), usage(5, 0.0)),
+        ]);
+        let counted = RequestsPerLead::between(&before, &after, 5, 15);
+        assert_eq!(counted.webhook_deliveries_per_lead, 3.0);
+        assert_eq!(
+            counted.per_lead,
+            BTreeMap::from([
+                (
+                    "dynamodb:TransactWriteItems".to_string(),
+                    PerLead {
+                        requests: 2.0,
+                        write_units: 8.0,
+                        read_units: 0.0
+                    }
+                ),
+                (
+                    "sqs:SendMessage".to_string(),
+                    PerLead {
+                        requests: 1.0,
+                        ..PerLead::default()
+                    }
+                ),
+            ])
+        );
+        assert_eq!(counted.requests("sqs:SendMessage"), 1.0);
+        assert_eq!(counted.requests("dynamodb:CreateTable"), 0.0);
+    }
 
     #[test]
     fn capacity_is_estimated_per_item_and_per_4_kib_read() {

@@ -39,6 +39,17 @@ fn client(sandbox: &Sandbox, key: &str) -> SkipUpClient {
     .unwrap()
 }
 
+/// The function's dependencies: SkipUp at `skipup`, alerts to `alerts`, the
+/// default alert window, the real clock.
+fn deps_with(skipup: SkipUpClient, alerts: Option<Arc<dyn Alerts>>) -> HealthDeps {
+    HealthDeps {
+        skipup: Arc::new(skipup),
+        alerts,
+        alert_window: chrono::TimeDelta::minutes(30),
+        clock: Arc::new(SystemClock),
+    }
+}
+
 /// 105 endpoints (two pages of 100), the 3rd and the 103rd disabled.
 async fn endpoints(sandbox: &Sandbox) -> Vec<String> {
     let skipup = client(sandbox, sandbox.api_key());
@@ -103,12 +114,7 @@ async fn every_page_is_read_and_each_disabled_endpoint_is_reported_and_alerted()
         aws_sdk_sns::Client::new(&moto().sdk_config().await),
         topic,
     ));
-    let deps = HealthDeps {
-        skipup: Arc::new(client(&sandbox, sandbox.api_key())),
-        alerts: Some(alerts),
-        alert_window: chrono::TimeDelta::minutes(30),
-        clock: Arc::new(SystemClock),
-    };
+    let deps = deps_with(client(&sandbox, sandbox.api_key()), Some(alerts));
     let report = handle(&deps).await.unwrap();
     assert_eq!(report.endpoints.len(), 105, "both pages");
     let disabled: Vec<(&str, Option<&str>)> = report
@@ -154,22 +160,12 @@ async fn all_enabled_sends_no_alert_and_a_refused_key_is_an_error() {
         aws_sdk_sns::Client::new(&moto().sdk_config().await),
         topic,
     ));
-    let deps = HealthDeps {
-        skipup: Arc::new(skipup),
-        alerts: Some(alerts.clone()),
-        alert_window: chrono::TimeDelta::minutes(30),
-        clock: Arc::new(SystemClock),
-    };
+    let deps = deps_with(skipup, Some(alerts.clone()));
     let report = handle(&deps).await.unwrap();
     assert_eq!((report.endpoints.len(), report.disabled().len()), (1, 0));
     assert!(moto().drain_queue(&queue).await.is_empty());
 
-    let revoked = HealthDeps {
-        skipup: Arc::new(client(&sandbox, "sk_revoked")),
-        alerts: Some(alerts),
-        alert_window: chrono::TimeDelta::minutes(30),
-        clock: Arc::new(SystemClock),
-    };
+    let revoked = deps_with(client(&sandbox, "sk_revoked"), Some(alerts));
     match handle(&revoked).await {
         Err(HealthError::SkipUp(SkipUpError::Unauthorized { .. })) => {}
         other => panic!("expected a refused key, got {other:?}"),
@@ -188,10 +184,8 @@ async fn an_endpoint_that_stays_disabled_is_alerted_once_not_every_run() {
     // Two hours after SkipUp disabled them: still reported and counted, not alerted.
     let later = chrono::Utc::now() + chrono::TimeDelta::hours(2);
     let deps = HealthDeps {
-        skipup: Arc::new(client(&sandbox, sandbox.api_key())),
-        alerts: Some(alerts),
-        alert_window: chrono::TimeDelta::minutes(30),
         clock: Arc::new(FixedClock(later)),
+        ..deps_with(client(&sandbox, sandbox.api_key()), Some(alerts))
     };
     let report = handle(&deps).await.unwrap();
     assert_eq!(report.disabled().len(), 2);
@@ -202,15 +196,13 @@ async fn an_endpoint_that_stays_disabled_is_alerted_once_not_every_run() {
 async fn an_alert_that_cannot_be_sent_fails_the_run() {
     let sandbox = sandbox().await;
     endpoints(&sandbox).await;
-    let deps = HealthDeps {
-        skipup: Arc::new(client(&sandbox, sandbox.api_key())),
-        alerts: Some(Arc::new(SnsAlerts::new(
+    let deps = deps_with(
+        client(&sandbox, sandbox.api_key()),
+        Some(Arc::new(SnsAlerts::new(
             aws_sdk_sns::Client::new(&moto().sdk_config().await),
             "arn:aws:sns:us-east-1:123456789012:no-such-topic",
         ))),
-        alert_window: chrono::TimeDelta::minutes(30),
-        clock: Arc::new(SystemClock),
-    };
+    );
     assert!(matches!(handle(&deps).await, Err(HealthError::Alert(_))));
 }
 

@@ -224,10 +224,14 @@ async fn with_the_queue_unreachable_a_valid_delivery_gets_503() {
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "queue_unavailable");
+    let logs = function.logs();
+    assert!(logs.contains("answered 503 so the sender retries"));
+    // The cold start's warm-up call failed or ran out of time too, and only warned:
+    // the function started all the same.
     assert!(
-        function
-            .logs()
-            .contains("answered 503 so the sender retries")
+        logs.lines()
+            .any(|line| line.contains("WARN") && line.contains("warm-up call")),
+        "{logs}"
     );
 }
 

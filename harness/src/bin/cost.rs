@@ -10,12 +10,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use harness::cold::Report;
-use harness::cost::{Counted, bill, table};
+use harness::cost::{bill, table};
+use testkit::meter::{COSTED_REQUESTS, RequestsPerLead};
 
 #[derive(Parser)]
 #[command(about = "Prints the AWS cost per million leads from the measured requests and durations")]
 struct Args {
-    #[arg(long, default_value = "target/cost/aws-requests-per-lead.json")]
+    #[arg(long, default_value = COSTED_REQUESTS)]
     requests: PathBuf,
     #[arg(long, default_value = "target/bench/lambda.json")]
     lambda: PathBuf,
@@ -29,7 +30,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &PathBuf, how: &str) -> anyhow::Re
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let counted: Counted = read(
+    let counted: RequestsPerLead = read(
         &args.requests,
         "cargo test -p recovery --test pipeline aws_requests_per_lead",
     )?;

@@ -39,3 +39,17 @@ pub async fn warm_up<T, E: std::fmt::Display>(
         Err(_) => tracing::warn!(service, "warm-up call timed out at cold start"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_warm_up_that_fails_or_hangs_only_delays_the_cold_start_by_its_cap() {
+        let started = tokio::time::Instant::now();
+        warm_up("sqs", async { Err::<(), _>("connection refused") }).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        warm_up("dynamodb", std::future::pending::<Result<(), String>>()).await;
+        assert_eq!(started.elapsed(), WARM_UP_TIMEOUT);
+    }
+}

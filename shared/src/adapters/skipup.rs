@@ -163,22 +163,10 @@ impl SkipUpClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, SkipUpError> {
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                SkipUpError::Timeout
-            } else {
-                SkipUpError::Network(without_url(&e))
-            }
-        })?;
+        let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| {
-            if e.is_timeout() {
-                SkipUpError::Timeout
-            } else {
-                SkipUpError::Network(without_url(&e))
-            }
-        })?;
+        let body = response.text().await.map_err(transport_error)?;
         if !status.is_success() {
             return Err(classify_status(status, &headers, &body));
         }
@@ -186,6 +174,15 @@ impl SkipUpClient {
             status: status.as_u16(),
             detail: format!("body does not parse: {e}"),
         })
+    }
+}
+
+/// A request or response that did not get through: a timeout, or the network.
+fn transport_error(error: reqwest::Error) -> SkipUpError {
+    if error.is_timeout() {
+        SkipUpError::Timeout
+    } else {
+        SkipUpError::Network(without_url(&error))
     }
 }
 
