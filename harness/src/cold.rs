@@ -317,7 +317,7 @@ impl World {
                     "data": { "id": format!("mr_harness{run}{i}"), "participant_emails": [email] },
                 });
                 let event = InboundEvent::from_delivery(
-                    Provider::SkipUp,
+                    Provider::SKIPUP,
                     body.to_string().as_bytes(),
                     Utc::now(),
                 );

@@ -322,6 +322,7 @@ impl Stack {
         });
         let crm_config = CrmConfig::from_env(&env)?;
         let crm = Arc::new(CrmDeps {
+            connectors: crm_config.connectors,
             store: backend.store.clone(),
             events: backend.events.clone(),
             intake: intake(crm_config.intake),

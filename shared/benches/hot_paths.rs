@@ -20,6 +20,7 @@ use sha2::Sha256;
 use shared::adapters::fakes::FixedClock;
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
 use shared::config::{Env, IngestConfig};
+use shared::connectors::Connectors;
 use shared::form::parse_form;
 use shared::handlers::crm_sync::{self, CrmDeps};
 use shared::handlers::webhook_ingest::{self, IngestDeps};
@@ -101,10 +102,10 @@ fn parsing(c: &mut Criterion) {
     let received = DateTime::from_timestamp(NOW, 0).unwrap();
     let mut group = c.benchmark_group("parse");
     for (name, provider, payload) in [
-        ("skipup", Provider::SkipUp, SKIPUP),
-        ("skipcalls_default", Provider::SkipCalls, SKIPCALLS),
-        ("skipcalls_zapier", Provider::SkipCalls, SKIPCALLS_ZAPIER),
-        ("skode", Provider::Skode, SKODE),
+        ("skipup", Provider::SKIPUP, SKIPUP),
+        ("skipcalls_default", Provider::SKIPCALLS, SKIPCALLS),
+        ("skipcalls_zapier", Provider::SKIPCALLS, SKIPCALLS_ZAPIER),
+        ("skode", Provider::SKODE, SKODE),
     ] {
         let event = InboundEvent::from_delivery(provider, payload.as_bytes(), received);
         assert!(event.recognized, "{name}");
@@ -202,13 +203,14 @@ fn crm_sync_call(c: &mut Criterion) {
         .build()
         .unwrap();
     let received: DateTime<Utc> = DateTime::from_timestamp(NOW, 0).unwrap();
-    let booked = InboundEvent::from_delivery(Provider::SkipUp, SKIPUP.as_bytes(), received);
+    let booked = InboundEvent::from_delivery(Provider::SKIPUP, SKIPUP.as_bytes(), received);
     let mut message = SqsMessage::default();
     message.message_id = Some("m-1".into());
     message.body = Some(booked.to_queue_message().body);
     let mut batch = SqsEvent::default();
     batch.records = vec![message];
     let deps = |store: Arc<MemoryLeadStore>| CrmDeps {
+        connectors: Connectors::from_env(&Env::empty()).unwrap(),
         store: store.clone(),
         events: store.clone(),
         intake: IntakeDeps {

@@ -11,16 +11,16 @@ use secrecy::SecretString;
 use crate::adapters::crm::{
     SKODE_BASE_URL, SkodeConnector, SkodeSettings, WebhookConnector, WebhookSettings,
 };
+use crate::connectors::{Connectors, Provider};
 #[cfg(feature = "clients")]
 use crate::crm::CrmConnector;
 use crate::crm::CrmSync;
-use crate::inbound::Provider;
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
 use crate::recovery::RequestSettings;
 #[cfg(feature = "clients")]
 use crate::signature::WebhookSecret;
-use crate::signature::{BodySignature, DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
+use crate::signature::{DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
 
 /// A setting that is missing or unusable; names the variable, never its value.
@@ -48,6 +48,14 @@ impl Env {
     /// The process environment alone.
     pub fn process() -> Self {
         Self::default()
+    }
+
+    /// Nothing set: every setting at its default.
+    pub fn empty() -> Self {
+        Self {
+            isolated: true,
+            ..Self::default()
+        }
     }
 
     /// Only these pairs, ignoring the process environment (for tests).
@@ -191,17 +199,14 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 256 * 1024;
 /// Settings of `webhook-ingest`.
 #[derive(Debug)]
 pub struct IngestConfig {
-    pub skipup: TimestampedSignature,
-    pub skipcalls: BodySignature,
-    pub skode: BodySignature,
+    /// Each connector's verifier (its `*_WEBHOOK_SECRETS`) and field mapping.
+    pub connectors: Connectors,
     pub max_body_bytes: usize,
     pub crm_queue_url: String,
 }
 
 impl IngestConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let secrets = |key| SecretSet::parse(&env.get(key).unwrap_or_default());
-        let tolerance = env.u64_or("WEBHOOK_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECS)?;
         let max_body = env.u64_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
         if max_body == 0 {
             return Err(ConfigError::Invalid {
@@ -210,9 +215,7 @@ impl IngestConfig {
             });
         }
         Ok(Self {
-            skipup: TimestampedSignature::new(secrets("SKIPUP_WEBHOOK_SECRETS"), tolerance),
-            skipcalls: BodySignature::skipcalls(secrets("SKIPCALLS_WEBHOOK_SECRETS")),
-            skode: BodySignature::skode(secrets("SKODE_WEBHOOK_SECRETS")),
+            connectors: Connectors::from_env(env)?,
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
             crm_queue_url: env.required("CRM_QUEUE_URL")?,
         })
@@ -220,11 +223,7 @@ impl IngestConfig {
 
     /// The secrets that verify `provider`'s deliveries.
     pub fn secrets(&self, provider: Provider) -> &SecretSet {
-        match provider {
-            Provider::SkipUp => self.skipup.secrets(),
-            Provider::SkipCalls => self.skipcalls.secrets(),
-            Provider::Skode => self.skode.secrets(),
-        }
+        self.connectors.get(provider).verifier.secrets()
     }
 }
 
@@ -424,6 +423,8 @@ impl HealthConfig {
 /// Settings of `crm-sync`.
 #[derive(Debug)]
 pub struct CrmConfig {
+    /// Each connector's parse settings (the field mapping of form tools).
+    pub connectors: Connectors,
     pub resources: LeadResources,
     pub intake: IntakeSettings,
     /// `EVENT_DEDUPE_SECONDS` (default 7 days): how long a processed event id is kept.
@@ -436,6 +437,7 @@ pub struct CrmConfig {
 impl CrmConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
+            connectors: Connectors::from_env(env)?,
             resources: LeadResources::from_env(env)?,
             intake: intake_settings(env)?,
             seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
@@ -470,9 +472,9 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.max_body_bytes, 262_144);
-        assert_eq!(config.skipup.secrets().len(), 2);
-        assert!(config.skipcalls.secrets().is_empty());
-        assert!(config.skode.secrets().is_empty());
+        assert_eq!(config.secrets(Provider::SKIPUP).len(), 2);
+        assert!(config.secrets(Provider::SKIPCALLS).is_empty());
+        assert!(config.secrets(Provider::SKODE).is_empty());
     }
 
     #[test]

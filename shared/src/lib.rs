@@ -4,6 +4,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod connectors;
 pub mod crm;
 pub mod form;
 pub mod handlers;

@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::inbound::normalize_phone;
+use crate::connectors::fields::normalize_phone;
 use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::skipup::{
     CreateMeetingRequest, CreatedWebhookEndpoint, MeetingRequest, NewWebhookEndpoint, SkipUpError,

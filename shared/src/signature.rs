@@ -270,10 +270,13 @@ pub struct BodySignature {
 }
 
 impl BodySignature {
+    pub const SKIPCALLS_HEADER: &'static str = "x-webhook-signature";
+    pub const SKODE_HEADER: &'static str = "x-skode-signature";
+
     pub fn skipcalls(secrets: SecretSet) -> Self {
         Self {
             secrets,
-            header: "x-webhook-signature",
+            header: Self::SKIPCALLS_HEADER,
             accepts_prefix: true,
         }
     }
@@ -281,7 +284,7 @@ impl BodySignature {
     pub fn skode(secrets: SecretSet) -> Self {
         Self {
             secrets,
-            header: "x-skode-signature",
+            header: Self::SKODE_HEADER,
             accepts_prefix: false,
         }
     }

@@ -8,6 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use shared::adapters::fakes::{ManualClock, RecordingConnector};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
+use shared::config::Env;
+use shared::connectors::Connectors;
 use shared::crm::CrmSync;
 use shared::handlers::crm_sync::{CrmDeps, SyncOutcome, handle, sync};
 use shared::inbound::{InboundEvent, Provider};
@@ -33,6 +35,7 @@ fn world() -> World {
     let store = Arc::new(MemoryLeadStore::new());
     let checks = Arc::new(MemoryQueue::new());
     let deps = CrmDeps {
+        connectors: Connectors::from_env(&Env::empty()).unwrap(),
         store: store.clone(),
         events: store.clone(),
         intake: IntakeDeps {
@@ -90,7 +93,7 @@ fn skipup(event_type: &str, id: &str, minute: i64) -> InboundEvent {
         "data": {"id": MR, "participant_emails": [EMAIL], "status": "active"}
     });
     InboundEvent::from_delivery(
-        Provider::SkipUp,
+        Provider::SKIPUP,
         body.to_string().as_bytes(),
         at("2026-11-22T09:00:00Z") + TimeDelta::minutes(minute),
     )
@@ -394,7 +397,7 @@ async fn an_event_for_no_known_lead_is_kept_and_counted_once() {
 #[tokio::test]
 async fn an_unrecognized_payload_is_kept_not_refused() {
     let w = world();
-    let event = InboundEvent::from_delivery(Provider::SkipUp, br#"{"ping":true}"#, Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKIPUP, br#"{"ping":true}"#, Utc::now());
     assert!(matches!(
         sync(&w.deps, &event).await.unwrap(),
         SyncOutcome::Kept { .. }
@@ -408,7 +411,7 @@ async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phon
     let lead = lead(&w, true).await;
     let body = include_str!("../fixtures/payloads/skipcalls-call-completed-default.json")
         .replace("+1 (415) 555-0142", "+1 415 555 0142");
-    let event = InboundEvent::from_delivery(Provider::SkipCalls, body.as_bytes(), Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKIPCALLS, body.as_bytes(), Utc::now());
     let outcome = sync(&w.deps, &event).await.unwrap();
     assert_eq!(
         outcome,
@@ -437,7 +440,7 @@ async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phon
 async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked() {
     let w = world();
     let body = include_str!("../fixtures/payloads/skode-lead-created.json");
-    let event = InboundEvent::from_delivery(Provider::Skode, body.as_bytes(), Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKODE, body.as_bytes(), Utc::now());
     let SyncOutcome::LeadCreated { lead_id } = sync(&w.deps, &event).await.unwrap() else {
         panic!("intake expected");
     };
@@ -445,7 +448,7 @@ async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked(
     let update = json!({"id": "evt_upd", "event": "lead.updated", "created_at": "2026-11-22T09:30:00Z",
                         "data": {"id": "lead_7c1e2a", "status": "meeting_booked"}});
     let event =
-        InboundEvent::from_delivery(Provider::Skode, update.to_string().as_bytes(), Utc::now());
+        InboundEvent::from_delivery(Provider::SKODE, update.to_string().as_bytes(), Utc::now());
     assert_eq!(
         sync(&w.deps, &event).await.unwrap(),
         SyncOutcome::Applied {
@@ -455,7 +458,7 @@ async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked(
     );
     let incomplete = json!({"id": "evt_bad", "event": "lead.created", "data": {"id": "lead_x", "name": "No Email"}});
     let event = InboundEvent::from_delivery(
-        Provider::Skode,
+        Provider::SKODE,
         incomplete.to_string().as_bytes(),
         Utc::now(),
     );
@@ -505,7 +508,7 @@ async fn events_the_pipeline_does_not_act_on_are_ignored() {
     ))
     .unwrap();
     let event =
-        InboundEvent::from_delivery(Provider::Skode, deal.to_string().as_bytes(), Utc::now());
+        InboundEvent::from_delivery(Provider::SKODE, deal.to_string().as_bytes(), Utc::now());
     assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Ignored);
 }
 

@@ -19,7 +19,7 @@ async fn sqs() -> aws_sdk_sqs::Client {
 async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids() {
     let url = moto().create_fifo_queue("crm").await;
     let queue = SqsQueue::new(sqs().await, &url);
-    let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKIPUP, BOOKED.as_bytes(), Utc::now());
 
     queue
         .send(&event.to_queue_message())
@@ -46,7 +46,7 @@ async fn an_inbound_event_lands_in_the_fifo_queue_with_its_group_and_dedup_ids()
 async fn a_redelivered_event_is_stored_once() {
     let url = moto().create_fifo_queue("crm-dedup").await;
     let queue = SqsQueue::new(sqs().await, &url);
-    let event = InboundEvent::from_delivery(Provider::SkipUp, BOOKED.as_bytes(), Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKIPUP, BOOKED.as_bytes(), Utc::now());
     for _ in 0..3 {
         queue
             .send(&event.to_queue_message())
@@ -61,7 +61,7 @@ async fn a_missing_queue_is_a_rejection() {
     let client = sqs().await;
     let missing = format!("{}/000000000000/does-not-exist.fifo", moto().endpoint());
     let queue = SqsQueue::new(client, missing);
-    let event = InboundEvent::from_delivery(Provider::Skode, b"{}", Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKODE, b"{}", Utc::now());
     let error = queue.send(&event.to_queue_message()).await.unwrap_err();
     assert!(matches!(error, QueueError::Rejected(_)), "{error:?}");
 }
@@ -71,7 +71,7 @@ async fn an_unreachable_endpoint_is_unavailable() {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let client = aws_sdk_sqs::Client::new(&sdk_config_for(&endpoint).await);
     let queue = SqsQueue::new(client, format!("{endpoint}/000000000000/crm.fifo"));
-    let event = InboundEvent::from_delivery(Provider::Skode, b"{}", Utc::now());
+    let event = InboundEvent::from_delivery(Provider::SKODE, b"{}", Utc::now());
     let error = queue.send(&event.to_queue_message()).await.unwrap_err();
     assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
 }

@@ -22,6 +22,7 @@ async fn cold_start() -> Result<CrmDeps, ConfigError> {
         config.resources.leads_table,
     ));
     Ok(CrmDeps {
+        connectors: config.connectors,
         store: store.clone(),
         events: store.clone(),
         intake: IntakeDeps {

@@ -102,7 +102,7 @@ async fn a_signed_skipup_delivery_is_queued_before_the_200() {
     let messages = queued(&h);
     assert_eq!(messages.len(), 1);
     let (event, group, dedup) = &messages[0];
-    assert_eq!(event.provider, Provider::SkipUp);
+    assert_eq!(event.provider, Provider::SKIPUP);
     assert_eq!(event.event_type.as_deref(), Some("meeting_request.booked"));
     assert!(event.recognized);
     assert_eq!(dedup, "skipup:evt_01JBOOKED00000000000000001");
@@ -130,15 +130,15 @@ async fn skipcalls_and_skode_deliveries_from_http_api_and_function_urls_are_queu
     for (fixture, provider, event_id) in [
         (
             SKIPCALLS_DEFAULT,
-            Provider::SkipCalls,
+            Provider::SKIPCALLS,
             "CALL_COMPLETED:call_8d2f61",
         ),
         (
             SKIPCALLS_ZAPIER_URL,
-            Provider::SkipCalls,
+            Provider::SKIPCALLS,
             "INCOMING_CALL_FAILED:call_19ab07",
         ),
-        (SKODE_URL_BASE64, Provider::Skode, "evt_5d1b0c"),
+        (SKODE_URL_BASE64, Provider::SKODE, "evt_5d1b0c"),
     ] {
         let h = harness();
         let answer = send(&h, &event(fixture)).await;

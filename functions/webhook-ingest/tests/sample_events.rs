@@ -56,7 +56,7 @@ fn the_recovery_check_sample_carries_a_check_message() {
 fn the_crm_sync_sample_carries_what_webhook_ingest_enqueues() {
     let delivered = sample("../shared/fixtures/payloads/skipup-booked-data.json");
     let expected = InboundEvent::from_delivery(
-        Provider::SkipUp,
+        Provider::SKIPUP,
         delivered.as_bytes(),
         DateTime::parse_from_rfc3339("2026-11-22T09:58:42.123Z")
             .unwrap()

@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{SubsecRound, TimeDelta};
-use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use super::RetryLater;
-use crate::crm::{CrmSync, ReconcileError};
-use crate::form::profile_from_skode_lead;
-use crate::inbound::{
-    InboundEvent, Payload, Provider, Subject, skipcalls_call, skipup_meeting_request, text,
+use crate::connectors::{
+    CallOutcome, Connectors, Conversation, CrmLeadChange, Event, FormSubmission,
 };
+use crate::crm::{CrmSync, ReconcileError};
+use crate::inbound::InboundEvent;
 use crate::intake::{IntakeDeps, IntakeOutcome, submit};
 use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
@@ -29,6 +28,8 @@ use crate::update::{Change, update_lead};
 const FUNCTION: &str = "crm-sync";
 
 pub struct CrmDeps {
+    /// Each connector's parse settings (the field mapping of form tools).
+    pub connectors: Connectors,
     pub store: Arc<dyn LeadStore>,
     pub events: Arc<dyn EventLog>,
     /// Skode `lead.created` starts the same intake as `POST /forms`.
@@ -119,14 +120,17 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
     if deps.events.seen(&key).await.map_err(retry)? {
         return Ok(SyncOutcome::Duplicate);
     }
-    let outcome = match (&event.payload, event.recognized) {
-        (Payload::Json(Value::Object(top)), true) => match event.provider {
-            Provider::SkipUp => sync_skipup(deps, event, &key, top).await?,
-            Provider::SkipCalls => sync_skipcalls(deps, event, &key, top).await?,
-            Provider::Skode => sync_skode(deps, event, &key, top).await?,
-        },
-        _ => SyncOutcome::Kept {
-            reason: "payload shape not recognized".into(),
+    let parsed = deps.connectors.parse(event.provider, &event.payload);
+    let outcome = match parsed.event {
+        Ok(Event::Conversation(conversation)) => {
+            sync_conversation(deps, event, &key, conversation).await?
+        }
+        Ok(Event::Call(call)) => sync_call(deps, event, &key, call).await?,
+        Ok(Event::CrmLead(change)) => sync_crm_lead(deps, event, &key, change).await?,
+        Ok(Event::Form(form)) => sync_form(deps, event, &key, form).await?,
+        Ok(Event::Ignored) => SyncOutcome::Ignored,
+        Err(unrecognized) => SyncOutcome::Kept {
+            reason: format!("payload shape not recognized: {}", unrecognized.0),
         },
     };
     match &outcome {
@@ -277,22 +281,21 @@ async fn apply(
     })
 }
 
-async fn sync_skipup(
+async fn sync_conversation(
     deps: &CrmDeps,
     event: &InboundEvent,
     key: &str,
-    top: &Map<String, Value>,
+    conversation: Conversation,
 ) -> Result<SyncOutcome, RetryLater> {
-    let event_type = event.event_type.as_deref().unwrap_or_default();
+    let event_type = conversation.event_type.as_str();
     let Some(lead_event) = LeadEvent::from_skipup_type(event_type) else {
         return Ok(SyncOutcome::Ignored);
     };
-    let mr = skipup_meeting_request(top);
-    let mr_id = mr.and_then(|m| text(m, &["id"])).map(str::to_owned);
-    let email = match &event.subject {
-        Subject::Email(email) => EmailAddress::parse(email).ok(),
-        _ => None,
-    };
+    let mr_id = Some(conversation.meeting_request_id);
+    let email = conversation
+        .email
+        .as_deref()
+        .and_then(|e| EmailAddress::parse(e).ok());
     let pointers = mr_id
         .clone()
         .map(Pointer::MeetingRequest)
@@ -337,16 +340,16 @@ async fn sync_skipup(
     .await
 }
 
-async fn sync_skipcalls(
+async fn sync_call(
     deps: &CrmDeps,
     event: &InboundEvent,
     key: &str,
-    top: &Map<String, Value>,
+    call: CallOutcome,
 ) -> Result<SyncOutcome, RetryLater> {
-    let pointer = match &event.subject {
-        Subject::Phone(phone) => Some(Pointer::Phone(phone.clone())),
-        Subject::Email(email) => EmailAddress::parse(email).ok().map(Pointer::Email),
-        _ => None,
+    let pointer = match (call.phone, call.email) {
+        (Some(phone), _) => Some(Pointer::Phone(phone)),
+        (None, Some(email)) => EmailAddress::parse(&email).ok().map(Pointer::Email),
+        (None, None) => None,
     };
     let Some(id) = find_first(&*deps.store, pointer).await? else {
         return Ok(SyncOutcome::Kept {
@@ -354,101 +357,65 @@ async fn sync_skipcalls(
         });
     };
     // A call's outcome goes on the timeline without moving the status.
-    let detail = call_detail(event, top);
-    apply(deps, event, key, &id, |_| Some((None, None)), detail).await
+    apply(deps, event, key, &id, |_| Some((None, None)), call.detail).await
 }
 
-/// The call's outcome for the timeline: summary, failure reason, data collected.
-fn call_detail(event: &InboundEvent, top: &Map<String, Value>) -> String {
-    let call = skipcalls_call(top);
-    let mut parts = vec![event.event_type.clone().unwrap_or_default()];
-    if let Some(summary) = text(call, &["short_summary", "summary", "shortSummary"]) {
-        parts.push(summary.to_string());
-    }
-    if let Some(reason) = text(call, &["failure_reason", "failureReason", "error"]) {
-        parts.push(format!("failed: {reason}"));
-    }
-    if let Some(Value::Object(data)) = call
-        .get("data_collected")
-        .or_else(|| call.get("dataCollected"))
-    {
-        let collected: Vec<String> = data
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect();
-        if !collected.is_empty() {
-            parts.push(format!("data: {}", collected.join(", ")));
-        }
-    }
-    parts.join("; ")
-}
-
-async fn sync_skode(
+/// A form submission (a form tool, or Skode `lead.created`) goes through intake.
+async fn sync_form(
     deps: &CrmDeps,
     event: &InboundEvent,
     key: &str,
-    top: &Map<String, Value>,
+    form: Box<FormSubmission>,
 ) -> Result<SyncOutcome, RetryLater> {
-    let Some(data) = top.get("data").and_then(Value::as_object) else {
-        return Ok(SyncOutcome::Ignored);
-    };
-    match event.event_type.as_deref() {
-        Some("lead.created") => match profile_from_skode_lead(data) {
-            Ok(profile) => {
-                let outcome = submit(&deps.intake, profile, key, "skode")
-                    .await
-                    .map_err(|e| RetryLater::after(backoff(1), e))?;
-                if matches!(outcome, IntakeOutcome::Scheduled(_)) {
-                    metrics::count(FUNCTION, &[("LeadsSubmitted", 1.0)]);
-                }
-                Ok(SyncOutcome::LeadCreated {
-                    lead_id: outcome.lead().id.clone(),
-                })
-            }
-            Err(errors) => Ok(SyncOutcome::Kept {
-                reason: format!("Skode lead cannot start a recovery: {errors}"),
-            }),
-        },
-        Some("lead.updated") => {
-            let pointers = text(data, &["id"])
-                .map(|id| Pointer::SkodeLead(id.to_string()))
-                .into_iter()
-                .chain(
-                    text(data, &["email"])
-                        .and_then(|e| EmailAddress::parse(e).ok())
-                        .map(Pointer::Email),
-                );
-            let Some(id) = find_first(&*deps.store, pointers).await? else {
-                return Ok(SyncOutcome::Kept {
-                    reason: "no lead for this Skode lead".into(),
-                });
-            };
-            let booked = text(data, &["status"]).is_some_and(|s| {
-                deps.skode_booked_statuses
-                    .iter()
-                    .any(|b| b.eq_ignore_ascii_case(s))
-            });
-            if !booked {
-                return Ok(SyncOutcome::NoChange { lead_id: id });
-            }
-            apply(
-                deps,
-                event,
-                key,
-                &id,
-                |lead| {
-                    transition(lead.status, LeadEvent::BookedOnTheirOwn).map(|s| (Some(s), None))
-                },
-                format!(
-                    "lead.updated in Skode: status {}",
-                    text(data, &["status"]).unwrap_or_default()
-                ),
-            )
-            .await
-        }
-        _ => Ok(SyncOutcome::Ignored),
+    let outcome = submit(&deps.intake, form.profile, key, event.provider.as_str())
+        .await
+        .map_err(|e| RetryLater::after(backoff(1), e))?;
+    if matches!(outcome, IntakeOutcome::Scheduled(_)) {
+        metrics::count(FUNCTION, &[("LeadsSubmitted", 1.0)]);
     }
+    Ok(SyncOutcome::LeadCreated {
+        lead_id: outcome.lead().id.clone(),
+    })
+}
+
+/// A lead changed in the CRM: a booked status is a booking made without us.
+async fn sync_crm_lead(
+    deps: &CrmDeps,
+    event: &InboundEvent,
+    key: &str,
+    change: CrmLeadChange,
+) -> Result<SyncOutcome, RetryLater> {
+    let pointers = change
+        .crm_lead_id
+        .map(Pointer::SkodeLead)
+        .into_iter()
+        .chain(
+            change
+                .email
+                .as_deref()
+                .and_then(|e| EmailAddress::parse(e).ok())
+                .map(Pointer::Email),
+        );
+    let Some(id) = find_first(&*deps.store, pointers).await? else {
+        return Ok(SyncOutcome::Kept {
+            reason: "no lead for this Skode lead".into(),
+        });
+    };
+    let status = change.status.unwrap_or_default();
+    let booked = deps
+        .skode_booked_statuses
+        .iter()
+        .any(|b| b.eq_ignore_ascii_case(&status));
+    if !booked {
+        return Ok(SyncOutcome::NoChange { lead_id: id });
+    }
+    apply(
+        deps,
+        event,
+        key,
+        &id,
+        |lead| transition(lead.status, LeadEvent::BookedOnTheirOwn).map(|s| (Some(s), None)),
+        format!("lead.updated in Skode: status {status}"),
+    )
+    .await
 }

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::{error_response, json_response};
 use crate::config::IngestConfig;
-use crate::inbound::{InboundEvent, Provider};
+use crate::connectors::Delivery;
+use crate::inbound::{InboundEvent, Payload, Provider};
 use crate::ports::{Clock, Queue, QueueError};
-use crate::signature::{SignatureError, TimestampedSignature};
+use crate::signature::SignatureError;
 
 /// What the handler needs, built once per cold start.
 pub struct IngestDeps {
@@ -23,7 +24,7 @@ pub struct IngestDeps {
 impl IngestDeps {
     /// Says at start which providers refuse every delivery for lack of a secret.
     pub fn log_configuration(&self) {
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             let secrets = self.config.secrets(provider).len();
             if secrets == 0 {
                 tracing::error!(
@@ -37,27 +38,6 @@ impl IngestDeps {
                     "webhook secrets loaded"
                 );
             }
-        }
-    }
-
-    fn verify(
-        &self,
-        provider: Provider,
-        headers: &http::HeaderMap,
-        body: &[u8],
-    ) -> Result<(), SignatureError> {
-        let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
-        let config = &self.config;
-        match provider {
-            Provider::SkipUp => config.skipup.verify(
-                header(TimestampedSignature::HEADER),
-                body,
-                self.clock.now().timestamp(),
-            ),
-            Provider::SkipCalls => config
-                .skipcalls
-                .verify(header(config.skipcalls.header()), body),
-            Provider::Skode => config.skode.verify(header(config.skode.header()), body),
         }
     }
 }
@@ -143,12 +123,26 @@ async fn ingest<B: AsRef<[u8]>>(
     if body.len() > limit {
         return Err(IngestError::PayloadTooLarge { limit });
     }
-    deps.verify(provider, request.headers(), body)
+    let now = deps.clock.now();
+    let url = public_url(request);
+    let delivery = Delivery {
+        method: request.method().as_str(),
+        url: &url,
+        headers: request.headers(),
+        body,
+        now,
+    };
+    let settings = deps.config.connectors.get(provider);
+    settings
+        .verifier
+        .verify(&delivery)
         .map_err(|error| match error {
             SignatureError::NoSecrets => IngestError::NotConfigured,
             other => IngestError::BadSignature(other),
         })?;
-    let event = InboundEvent::from_delivery(provider, body, deps.clock.now());
+    let payload = Payload::from_body(body);
+    let parsed = provider.connector().parse(&payload, settings);
+    let event = InboundEvent::new(provider, body, payload, &parsed, now);
     deps.queue
         .send(&event.to_queue_message())
         .await
@@ -169,6 +163,29 @@ async fn ingest<B: AsRef<[u8]>>(
         );
     }
     Ok(event)
+}
+
+/// The URL the sender called: the request's own when absolute (as the Lambda
+/// adapter builds it), else `Host` and the path, over `X-Forwarded-Proto` (else https,
+/// or http for a loopback host such as the local stack's).
+fn public_url<B>(request: &Request<B>) -> String {
+    let uri = request.uri();
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return uri.to_string();
+    }
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let host = header("host").unwrap_or("localhost");
+    let loopback =
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let scheme = header("x-forwarded-proto").unwrap_or(if loopback { "http" } else { "https" });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}{path}")
 }
 
 /// One line per refusal: route, status and reason, never the body or the signature.
