@@ -1,5 +1,5 @@
 //! Any verified body from any provider, normalized as webhook-ingest does and read
-//! back as crm-sync does. Properties: nothing panics; the event always has an id; the
+//! back as apply-events does. Properties: nothing panics; the event always has an id; the
 //! FIFO group and deduplication ids are ones SQS accepts; the queued message reads
 //! back as the same event (nothing is lost between the two functions).
 #![no_main]
@@ -24,6 +24,6 @@ fuzz_target!(|input: (u8, &[u8])| {
     assert!(sqs_id(message.group_id.as_deref().unwrap()));
     assert!(sqs_id(message.dedup_id.as_deref().unwrap()));
     let read_back: InboundEvent =
-        serde_json::from_str(&message.body).expect("crm-sync reads every queued event");
+        serde_json::from_str(&message.body).expect("apply-events reads every queued event");
     assert_eq!(read_back, event);
 });

@@ -35,7 +35,7 @@ pub const FUNCTIONS: [&str; 5] = [
     "webhook-ingest",
     "form-intake",
     "recovery-check",
-    "crm-sync",
+    "apply-events",
     "webhook-health",
 ];
 
@@ -155,7 +155,7 @@ struct World {
     submitted: Mutex<VecDeque<String>>,
     /// Leads form-intake created (id, email), for recovery-check.
     leads: Mutex<VecDeque<(String, String)>>,
-    /// Leads recovery-check asked SkipUp about, for crm-sync.
+    /// Leads recovery-check asked SkipUp about, for apply-events.
     requested: Mutex<VecDeque<(String, String)>>,
 }
 
@@ -261,7 +261,7 @@ impl World {
                 ("SKIPUP_BASE_URL", self.sandbox.base_url()),
                 ("DEFAULT_ORGANIZER_EMAIL", ORGANIZER.into()),
             ]),
-            "crm-sync" => env.extend([table, checks]),
+            "apply-events" => env.extend([table, checks]),
             "webhook-health" => env.push(("SKIPUP_BASE_URL", self.sandbox.base_url())),
             _ => {}
         }
@@ -308,7 +308,7 @@ impl World {
                     json!({ "v": 1, "lead_id": lead_id, "due_at": Utc::now().to_rfc3339() });
                 sqs_event(&check.to_string())
             }
-            "crm-sync" => {
+            "apply-events" => {
                 // SkipUp says the lead booked: the lead moves to Meeting Scheduled.
                 let (_, email) = next(&self.requested)?;
                 let body = json!({
@@ -333,7 +333,7 @@ impl World {
         Ok(match function {
             "webhook-ingest" => Some(http_event(SKIPUP_EVENT, "{}", "whsec_wrong")?),
             "form-intake" => Some(http_event(FORM_EVENT, "{}", "whsec_wrong")?),
-            "recovery-check" | "crm-sync" => Some(json!({ "Records": [] })),
+            "recovery-check" | "apply-events" => Some(json!({ "Records": [] })),
             _ => None,
         })
     }
@@ -363,7 +363,7 @@ impl World {
                     self.leads.lock().unwrap().push_back((lead_id, email));
                 }
             }
-            "recovery-check" | "crm-sync" => ensure!(
+            "recovery-check" | "apply-events" => ensure!(
                 answer["batchItemFailures"]
                     .as_array()
                     .is_some_and(Vec::is_empty),
@@ -397,10 +397,9 @@ fn tls_roots() -> anyhow::Result<Vec<(&'static str, String)>> {
 }
 
 fn next<T>(from: &Mutex<VecDeque<T>>) -> anyhow::Result<T> {
-    from.lock()
-        .unwrap()
-        .pop_front()
-        .context("nothing left: form-intake runs before recovery-check, and that before crm-sync")
+    from.lock().unwrap().pop_front().context(
+        "nothing left: form-intake runs before recovery-check, and that before apply-events",
+    )
 }
 
 /// An API Gateway HTTP API event from the sample `template`, carrying `body` signed

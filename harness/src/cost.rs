@@ -69,7 +69,7 @@ pub fn bill(counted: &RequestsPerLead, lambda: &Report) -> anyhow::Result<Vec<Li
         ("form-intake", 1.0),
         ("webhook-ingest", deliveries),
         ("recovery-check", checks),
-        ("crm-sync", events),
+        ("apply-events", events),
     ];
     let mut gb_seconds = 0.0;
     let mut log_bytes = 0.0;
@@ -202,7 +202,7 @@ mod tests {
                 "form-intake",
                 "webhook-ingest",
                 "recovery-check",
-                "crm-sync",
+                "apply-events",
             ]
             .into_iter()
             .map(|f| figures(f, 9.5))

@@ -18,17 +18,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
+use shared::adapters::crm;
 use shared::config::{Env, RecoveryConfig, intake_settings};
 use shared::form::parse_form;
-use shared::handlers::RetryLater;
-use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, check};
+use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, RecoveryPorts, check};
 use shared::lead::{Lead, LeadStatus, TimelineEntry};
 use shared::pacing::{Pace, PacedSkipUp};
 use shared::ports::{
     Clock, CreateOutcome, LeadListing, LeadStore, Queue, QueueError, QueueMessage, Redelivery,
     SkipUpApi, SystemClock,
 };
-use shared::recovery::{CheckMessage, MemberCache};
+use shared::recovery::CheckMessage;
 
 /// Where the leads come from.
 pub enum Source {
@@ -375,18 +375,14 @@ impl Backfill {
         let config = RecoveryConfig::from_env(&env)?;
         let resubmit_window = intake_settings(&env)?.resubmit_window;
         let paced = Arc::new(PacedSkipUp::new(self.skipup.clone(), settings.pace));
-        let deps = RecoveryDeps {
+        let ports = RecoveryPorts {
             store: self.store.clone(),
             skipup: paced.clone(),
             checks: Arc::new(NoQueue),
             redelivery: Arc::new(NoRedelivery),
             clock: self.clock.clone(),
-            default_organizer: config.default_organizer,
-            request: config.request,
-            members: MemberCache::new(config.member_cache),
-            lease: config.lease,
-            crm: config.crm,
         };
+        let deps = RecoveryDeps::new(ports, config.recovery, crm::connectors(config.crm)?);
         let bar = progress_bar(candidates.len() as u64, settings.progress);
         summary.considered = candidates.len();
         let fates: Vec<(String, Fate)> = futures::stream::iter(candidates)
@@ -472,8 +468,9 @@ impl Backfill {
                     return Fate::RetryLater("the lead vanished from the table".into());
                 }
                 Ok(CheckOutcome::Rescheduled { .. }) => return Fate::NotDue,
-                Err(RetryLater { after, reason }) => {
-                    let wait = after.unwrap_or(Duration::from_secs(5));
+                Err(failure) => {
+                    let wait = failure.retry_after().unwrap_or(Duration::from_secs(5));
+                    let reason = failure.reason().to_string();
                     if tokio::time::Instant::now() + wait > deadline {
                         if self.sent(&lead).await {
                             // Only the CRM is behind; the lead's next event tells it.

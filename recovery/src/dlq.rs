@@ -3,7 +3,7 @@
 //! it again to its queue (FIFO: same message group, a fresh deduplication id) and
 //! deletes it only once the send succeeded, so an interrupted replay loses nothing
 //! (a message may at worst be sent twice, which the consumers absorb: checks hold a
-//! stored idempotency key, crm-sync remembers applied event ids). This works on the
+//! stored idempotency key, apply-events remembers applied event ids). This works on the
 //! local emulator too, which lacks SQS's move-task API.
 
 use anyhow::{Context, bail};

@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
 use shared::adapters::skipup::SkipUpClient;
 use shared::config::{Env, skipup_settings};
 use shared::handlers::webhook_health::{HealthReport, check};
@@ -23,7 +23,7 @@ use crate::stack::LOCAL_DEFAULTS;
 pub enum QueueKind {
     /// Delayed no-booking checks (standard queue).
     Checks,
-    /// Verified webhook events for crm-sync (FIFO queue).
+    /// Verified webhook events for apply-events (FIFO queue).
     Crm,
 }
 
@@ -72,7 +72,7 @@ impl Target {
     pub async fn with(local: bool, sdk: SdkConfig, env: Option<Env>) -> anyhow::Result<Self> {
         let mut env = match env {
             Some(env) => env,
-            None => Env::load(&sdk).await.context("reading SECRETS_ARN")?,
+            None => load_env(&sdk).await.context("reading SECRETS_ARN")?,
         };
         if local {
             env = env.with_defaults(LOCAL_DEFAULTS);

@@ -17,20 +17,20 @@ use axum::routing::{any, get};
 use http::StatusCode;
 use serde_json::json;
 use shared::adapters::aws::load_sdk_config;
+use shared::adapters::crm;
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::memory::MemoryLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
-use shared::config::{CrmConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
-use shared::handlers::crm_sync::{self, CrmDeps};
+use shared::config::{ApplyConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
+use shared::handlers::apply_events::{self, ApplyDeps};
 use shared::handlers::form_intake::{self, FormDeps};
-use shared::handlers::recovery_check::{self, RecoveryDeps};
+use shared::handlers::recovery_check::{self, RecoveryDeps, RecoveryPorts};
 use shared::handlers::webhook_ingest::{self, IngestDeps};
 use shared::intake::IntakeDeps;
 use shared::lead::{Lead, LeadId, TimelineEntry};
 use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
-use shared::recovery::MemberCache;
 use shared::report::Funnel;
 use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS};
 use skipup_sandbox::{Sandbox, SandboxConfig};
@@ -305,7 +305,7 @@ impl Stack {
         ingest.log_configuration();
         let recovery_config = RecoveryConfig::from_env(&env)?;
         let skipup = Arc::new(SkipUpClient::new(recovery_config.skipup)?);
-        let recovery = Arc::new(RecoveryDeps {
+        let ports = RecoveryPorts {
             store: backend.store.clone(),
             skipup: skipup.clone(),
             checks: backend.checks.clone(),
@@ -314,21 +314,21 @@ impl Stack {
                 scale: options.retry_scale,
             }),
             clock: clock.clone(),
-            default_organizer: recovery_config.default_organizer,
-            request: recovery_config.request,
-            members: MemberCache::new(recovery_config.member_cache),
-            lease: recovery_config.lease,
-            crm: recovery_config.crm,
-        });
-        let crm_config = CrmConfig::from_env(&env)?;
-        let crm = Arc::new(CrmDeps {
+        };
+        let recovery = Arc::new(RecoveryDeps::new(
+            ports,
+            recovery_config.recovery,
+            crm::connectors(recovery_config.crm)?,
+        ));
+        let crm_config = ApplyConfig::from_env(&env)?;
+        let crm = Arc::new(ApplyDeps {
             connectors: crm_config.connectors,
             store: backend.store.clone(),
             events: backend.events.clone(),
             intake: intake(crm_config.intake),
             seen_for: crm_config.seen_for,
             skode_booked_statuses: crm_config.skode_booked_statuses,
-            crm: crm_config.crm,
+            crm: crm::connectors(crm_config.crm)?,
         });
 
         let app = Arc::new(App {
@@ -370,7 +370,7 @@ impl Stack {
                 backend.crm_inbox.clone(),
                 move |event| {
                     let deps = deps.clone();
-                    async move { crm_sync::handle(&deps, event).await }
+                    async move { apply_events::handle(&deps, event).await }
                 },
             )));
         }

@@ -2,7 +2,7 @@
 //! - signature verification of each provider on a 2 KiB body, beside a bare
 //!   HMAC-SHA256 of the same bytes (the floor no verifier can beat);
 //! - parsing each provider's payload into the normalized event, and a form post;
-//! - one whole `webhook-ingest` and `crm-sync` handler call with in-memory ports.
+//! - one whole `webhook-ingest` and `apply-events` handler call with in-memory ports.
 //!
 //! Targets (README, "Benchmarks"): verification within 1.3x of the bare HMAC; a whole
 //! ingest handler call under 20 µs. These are measurements, not tests.
@@ -22,7 +22,7 @@ use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
 use shared::config::{Env, IngestConfig};
 use shared::connectors::Connectors;
 use shared::form::parse_form;
-use shared::handlers::crm_sync::{self, CrmDeps};
+use shared::handlers::apply_events::{self, ApplyDeps};
 use shared::handlers::webhook_ingest::{self, IngestDeps};
 use shared::inbound::{InboundEvent, Provider};
 use shared::intake::{IntakeDeps, IntakeSettings};
@@ -198,7 +198,7 @@ fn store_with_requested_lead() -> Arc<MemoryLeadStore> {
     store
 }
 
-fn crm_sync_call(c: &mut Criterion) {
+fn apply_events_call(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -209,7 +209,7 @@ fn crm_sync_call(c: &mut Criterion) {
     message.body = Some(booked.to_queue_message().body);
     let mut batch = SqsEvent::default();
     batch.records = vec![message];
-    let deps = |store: Arc<MemoryLeadStore>| CrmDeps {
+    let deps = |store: Arc<MemoryLeadStore>| ApplyDeps {
         connectors: Connectors::from_env(&Env::empty()).unwrap(),
         store: store.clone(),
         events: store.clone(),
@@ -226,17 +226,23 @@ fn crm_sync_call(c: &mut Criterion) {
     // The event moves the lead to Meeting Scheduled: the whole apply path, measured
     // on a fresh store each time (its setup is not timed).
     let store = store_with_requested_lead();
-    let answer = runtime.block_on(crm_sync::handle(&deps(store.clone()), batch.clone()));
+    let answer = runtime.block_on(apply_events::handle(&deps(store.clone()), batch.clone()));
     assert!(answer.batch_item_failures.is_empty());
     assert_eq!(store.all_leads()[0].status, LeadStatus::MeetingScheduled);
-    c.bench_function("handler/crm_sync_skipup_booked", |b| {
+    c.bench_function("handler/apply_events_skipup_booked", |b| {
         b.to_async(&runtime).iter_batched(
             || (deps(store_with_requested_lead()), batch.clone()),
-            |(deps, batch)| async move { crm_sync::handle(&deps, batch).await },
+            |(deps, batch)| async move { apply_events::handle(&deps, batch).await },
             BatchSize::SmallInput,
         )
     });
 }
 
-criterion_group!(benches, verification, parsing, ingest_call, crm_sync_call);
+criterion_group!(
+    benches,
+    verification,
+    parsing,
+    ingest_call,
+    apply_events_call
+);
 criterion_main!(benches);

@@ -7,20 +7,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-#[cfg(feature = "clients")]
-use crate::adapters::crm::{
-    SKODE_BASE_URL, SkodeConnector, SkodeSettings, WebhookConnector, WebhookSettings,
-};
 use crate::connectors::{Connectors, Provider};
-#[cfg(feature = "clients")]
-use crate::crm::CrmConnector;
-use crate::crm::CrmSync;
+use crate::crm::{CrmSettings, SKODE_BASE_URL, SkodeSettings, WebhookSettings};
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
-use crate::recovery::RequestSettings;
-#[cfg(feature = "clients")]
-use crate::signature::WebhookSecret;
-use crate::signature::{DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature};
+use crate::recovery::{RecoverySettings, RequestSettings};
+use crate::signature::{DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature, WebhookSecret};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
 
 /// A setting that is missing or unusable; names the variable, never its value.
@@ -82,30 +74,11 @@ impl Env {
         self
     }
 
-    /// The process environment, overlaid by the secret in `SECRETS_ARN` when set. The
-    /// secret is a JSON object of variable names to string values, e.g.
-    /// `{"SKIPUP_WEBHOOK_SECRETS": "whsec_a,whsec_b"}`.
-    #[cfg(feature = "clients")]
-    pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let mut env = Self::process();
-        if let Some(arn) = env.get("SECRETS_ARN") {
-            let client = aws_sdk_secretsmanager::Client::new(sdk);
-            let secret = client
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    ConfigError::Secrets(
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-                    )
-                })?;
-            let text = secret
-                .secret_string()
-                .ok_or_else(|| ConfigError::Secrets("the secret has no string value".into()))?;
-            env.overlay = parse_secret_json(text)?;
-        }
-        Ok(env)
+    /// These pairs over the environment (the JSON secret named by `SECRETS_ARN`,
+    /// which [`crate::adapters::aws::load_env`] reads).
+    pub fn with_overlay(mut self, pairs: HashMap<String, String>) -> Self {
+        self.overlay = pairs;
+        self
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
@@ -173,24 +146,6 @@ impl Env {
             i64::try_from(secs).unwrap_or(i64::MAX),
         ))
     }
-}
-
-#[cfg(feature = "clients")]
-fn parse_secret_json(text: &str) -> Result<HashMap<String, String>, ConfigError> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|_| ConfigError::Secrets("the secret is not a JSON object".into()))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| ConfigError::Secrets("the secret is not a JSON object".into()))?;
-    object
-        .iter()
-        .map(|(k, v)| match v.as_str() {
-            Some(s) => Ok((k.clone(), s.to_owned())),
-            None => Err(ConfigError::Secrets(format!(
-                "the value of {k} is not a string"
-            ))),
-        })
-        .collect()
 }
 
 /// Default body limit: 256 KiB, as the largest SQS message was for years.
@@ -275,61 +230,41 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
 /// (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`, `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`), the
 /// signed outbound webhook when `CRM_WEBHOOK_URL` is set (with `CRM_WEBHOOK_SECRET`);
 /// `CRM_TIMEOUT_SECONDS` (default 5) for both.
-#[cfg(feature = "clients")]
-pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
+pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
     let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 5, 1..=10)?);
-    let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
-    if let Some(api_key) = env.get("SKODE_API_KEY") {
-        let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
-        let connector = SkodeConnector::new(SkodeSettings {
-            base_url: text("SKODE_BASE_URL", SKODE_BASE_URL),
-            api_key: SecretString::from(api_key),
-            status_field: text("SKODE_STATUS_FIELD", "recovery_status"),
-            tag_prefix: text("SKODE_TAG_PREFIX", "recovery-"),
-            pause_tag: text("SKODE_PAUSE_TAG", "nurture-paused"),
-            timeout,
-        })
-        .map_err(|reason| ConfigError::Invalid {
-            var: "SKODE_BASE_URL",
-            reason,
-        })?;
-        connectors.push(std::sync::Arc::new(connector));
-    }
-    if let Some(url) = env.get("CRM_WEBHOOK_URL") {
-        let secret = WebhookSecret::new(&env.required("CRM_WEBHOOK_SECRET")?).map_err(|_| {
-            ConfigError::Invalid {
-                var: "CRM_WEBHOOK_SECRET",
-                reason: "must not be empty".into(),
+    let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
+    let skode = env.get("SKODE_API_KEY").map(|api_key| SkodeSettings {
+        base_url: text("SKODE_BASE_URL", SKODE_BASE_URL),
+        api_key: SecretString::from(api_key),
+        status_field: text("SKODE_STATUS_FIELD", "recovery_status"),
+        tag_prefix: text("SKODE_TAG_PREFIX", "recovery-"),
+        pause_tag: text("SKODE_PAUSE_TAG", "nurture-paused"),
+        timeout,
+    });
+    let webhook = match env.get("CRM_WEBHOOK_URL") {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    var: "CRM_WEBHOOK_URL",
+                    reason: "must be an http(s) URL".into(),
+                });
             }
-        })?;
-        let connector = WebhookConnector::new(WebhookSettings {
-            url,
-            secret,
-            timeout,
-        })
-        .map_err(|reason| ConfigError::Invalid {
-            var: "CRM_WEBHOOK_URL",
-            reason,
-        })?;
-        connectors.push(std::sync::Arc::new(connector));
-    }
-    Ok(CrmSync::new(connectors))
-}
-
-/// Without HTTP clients (the crate built without `clients`, as the fuzz targets are)
-/// no connector can run: configuring one is an error rather than silently ignored.
-#[cfg(not(feature = "clients"))]
-pub fn crm_connectors(env: &Env) -> Result<CrmSync, ConfigError> {
-    match ["SKODE_API_KEY", "CRM_WEBHOOK_URL"]
-        .into_iter()
-        .find(|var| env.get(var).is_some())
-    {
-        Some(var) => Err(ConfigError::Invalid {
-            var,
-            reason: "this build has no HTTP clients (feature `clients`)".into(),
-        }),
-        None => Ok(CrmSync::default()),
-    }
+            let secret =
+                WebhookSecret::new(&env.required("CRM_WEBHOOK_SECRET")?).map_err(|_| {
+                    ConfigError::Invalid {
+                        var: "CRM_WEBHOOK_SECRET",
+                        reason: "must not be empty".into(),
+                    }
+                })?;
+            Some(WebhookSettings {
+                url,
+                secret,
+                timeout,
+            })
+        }
+    };
+    Ok(CrmSettings { skode, webhook })
 }
 
 /// Settings of `form-intake`.
@@ -368,11 +303,8 @@ impl FormConfig {
 pub struct RecoveryConfig {
     pub resources: LeadResources,
     pub skipup: SkipUpSettings,
-    pub default_organizer: EmailAddress,
-    pub request: RequestSettings,
-    pub member_cache: Duration,
-    pub lease: chrono::Duration,
-    pub crm: CrmSync,
+    pub recovery: RecoverySettings,
+    pub crm: CrmSettings,
 }
 
 impl RecoveryConfig {
@@ -380,21 +312,23 @@ impl RecoveryConfig {
         Ok(Self {
             resources: LeadResources::from_env(env)?,
             skipup: skipup_settings(env)?,
-            default_organizer: env.email("DEFAULT_ORGANIZER_EMAIL")?,
-            request: RequestSettings {
-                title: env
-                    .get("MEETING_TITLE")
-                    .unwrap_or_else(|| "Product demo".into()),
-                duration_minutes: env.u64_in("MEETING_DURATION_MINUTES", 30, 5..=480)? as u32,
-                timeframe_days: env.u64_in("MEETING_TIMEFRAME_DAYS", 14, 1..=60)? as u32,
+            recovery: RecoverySettings {
+                default_organizer: env.email("DEFAULT_ORGANIZER_EMAIL")?,
+                request: RequestSettings {
+                    title: env
+                        .get("MEETING_TITLE")
+                        .unwrap_or_else(|| "Product demo".into()),
+                    duration_minutes: env.u64_in("MEETING_DURATION_MINUTES", 30, 5..=480)? as u32,
+                    timeframe_days: env.u64_in("MEETING_TIMEFRAME_DAYS", 14, 1..=60)? as u32,
+                },
+                member_cache: Duration::from_secs(env.u64_in(
+                    "MEMBER_CACHE_SECONDS",
+                    300,
+                    0..=86_400,
+                )?),
+                lease: env.seconds("RECOVERY_LEASE_SECONDS", 60, 15..=900)?,
             },
-            member_cache: Duration::from_secs(env.u64_in(
-                "MEMBER_CACHE_SECONDS",
-                300,
-                0..=86_400,
-            )?),
-            lease: env.seconds("RECOVERY_LEASE_SECONDS", 60, 15..=900)?,
-            crm: crm_connectors(env)?,
+            crm: crm_settings(env)?,
         })
     }
 }
@@ -420,9 +354,9 @@ impl HealthConfig {
     }
 }
 
-/// Settings of `crm-sync`.
+/// Settings of `apply-events`.
 #[derive(Debug)]
-pub struct CrmConfig {
+pub struct ApplyConfig {
     /// Each connector's parse settings (the field mapping of form tools).
     pub connectors: Connectors,
     pub resources: LeadResources,
@@ -431,10 +365,10 @@ pub struct CrmConfig {
     pub seen_for: chrono::Duration,
     /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
     pub skode_booked_statuses: Vec<String>,
-    pub crm: CrmSync,
+    pub crm: CrmSettings,
 }
 
-impl CrmConfig {
+impl ApplyConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             connectors: Connectors::from_env(env)?,
@@ -448,7 +382,7 @@ impl CrmConfig {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            crm: crm_connectors(env)?,
+            crm: crm_settings(env)?,
         })
     }
 }
@@ -490,16 +424,6 @@ mod tests {
         );
     }
 
-    #[test]
-    #[cfg(feature = "clients")]
-    fn the_secret_json_must_map_names_to_strings() {
-        let parsed = parse_secret_json(r#"{"SKODE_WEBHOOK_SECRETS":"a,b"}"#).unwrap();
-        assert_eq!(parsed["SKODE_WEBHOOK_SECRETS"], "a,b");
-        assert!(parse_secret_json("[1]").is_err());
-        let err = parse_secret_json(r#"{"X":1}"#).unwrap_err();
-        assert!(err.to_string().contains("X is not a string"));
-    }
-
     fn recovery_env(extra: &[(&'static str, &'static str)]) -> Env {
         let mut pairs = vec![
             ("LEADS_TABLE", "leads"),
@@ -515,8 +439,11 @@ mod tests {
     fn recovery_defaults_follow_the_documentation() {
         let config = RecoveryConfig::from_env(&recovery_env(&[])).unwrap();
         assert_eq!(config.skipup.base_url, "https://api.skipup.ai/api/v1");
-        assert_eq!(config.default_organizer.as_str(), "owner@vendor.example");
-        assert_eq!(config.request.duration_minutes, 30);
+        assert_eq!(
+            config.recovery.default_organizer.as_str(),
+            "owner@vendor.example"
+        );
+        assert_eq!(config.recovery.request.duration_minutes, 30);
         assert!(!format!("{config:?}").contains("sk_live_secret_key"));
         let intake = intake_settings(&Env::from_pairs([("X", "y")])).unwrap();
         assert_eq!(intake.delay, chrono::Duration::seconds(1800));
@@ -555,6 +482,11 @@ mod tests {
         assert_eq!(env.get("B").as_deref(), Some("default"));
         assert_eq!(env.get("C").as_deref(), Some("default"));
         assert_eq!(env.get("D"), None);
+    }
+
+    #[cfg(feature = "clients")]
+    fn crm_connectors(env: &Env) -> Result<crate::crm::CrmConnectors, ConfigError> {
+        crate::adapters::crm::connectors(crm_settings(env)?)
     }
 
     #[test]

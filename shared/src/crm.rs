@@ -1,5 +1,5 @@
 //! Telling the team's CRM where each lead's recovery stands. Connectors (Skode, a
-//! signed outbound webhook) sit behind one port, each optional; [`CrmSync::reconcile`]
+//! signed outbound webhook) sit behind one port, each optional; [`CrmConnectors::reconcile`]
 //! brings the CRM up to the lead's current status and records what it was told, so a
 //! push that failed is made again by the next event or check of that lead.
 
@@ -10,9 +10,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use secrecy::SecretString;
+
 use crate::lead::{Lead, LeadId, LeadStatus};
 use crate::metrics;
 use crate::ports::{LeadStore, StoreError};
+use crate::signature::WebhookSecret;
 use crate::update::{Change, update_lead};
 
 /// A lead's recovery status, as a connector sends it on.
@@ -62,6 +65,41 @@ pub fn status_slug(status: LeadStatus) -> &'static str {
     }
 }
 
+/// Skode's API, unless `SKODE_BASE_URL` says otherwise.
+pub const SKODE_BASE_URL: &str = "https://api.skodeai.com/v1";
+
+/// Which CRM connectors to run, and how: settings only (the adapters build them).
+#[derive(Debug, Default)]
+pub struct CrmSettings {
+    pub skode: Option<SkodeSettings>,
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// Settings of the Skode connector (`SKODE_API_KEY` turns it on).
+#[derive(Debug, Clone)]
+pub struct SkodeSettings {
+    /// Default `https://api.skodeai.com/v1`.
+    pub base_url: String,
+    pub api_key: SecretString,
+    /// The custom field that holds the recovery status (default `recovery_status`).
+    pub status_field: String,
+    /// Tags this connector owns start with this (default `recovery-`).
+    pub tag_prefix: String,
+    /// Tag that pauses other nurture sequences from "Follow-up Sent" (as the source
+    /// document maps it) and once a meeting is booked (default `nurture-paused`).
+    pub pause_tag: String,
+    pub timeout: Duration,
+}
+
+/// Settings of the outbound webhook (`CRM_WEBHOOK_URL` turns it on).
+#[derive(Debug)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// Signs each delivery: `X-Webhook-Signature: t=..,v1=..`, as SkipUp signs.
+    pub secret: WebhookSecret,
+    pub timeout: Duration,
+}
+
 /// Why a connector could not deliver an update.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -99,17 +137,17 @@ pub enum ReconcileError {
 
 /// The configured connectors (possibly none).
 #[derive(Clone, Default)]
-pub struct CrmSync {
+pub struct CrmConnectors {
     connectors: Vec<Arc<dyn CrmConnector>>,
 }
 
-impl std::fmt::Debug for CrmSync {
+impl std::fmt::Debug for CrmConnectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CrmSync").field(&self.names()).finish()
+        f.debug_tuple("CrmConnectors").field(&self.names()).finish()
     }
 }
 
-impl CrmSync {
+impl CrmConnectors {
     pub fn new(connectors: Vec<Arc<dyn CrmConnector>>) -> Self {
         Self { connectors }
     }

@@ -82,6 +82,32 @@ impl Default for RequestSettings {
     }
 }
 
+/// How checks run: who organizes by default, what is asked for, how long a member
+/// lookup and a check's hold on a lead last.
+#[derive(Debug, Clone)]
+pub struct RecoverySettings {
+    /// `DEFAULT_ORGANIZER_EMAIL`: organizes when the lead names no rep who is a member.
+    pub default_organizer: EmailAddress,
+    pub request: RequestSettings,
+    /// `MEMBER_CACHE_SECONDS` (default 300).
+    pub member_cache: std::time::Duration,
+    /// `RECOVERY_LEASE_SECONDS` (default 60): how long one check holds a lead against
+    /// a concurrent one.
+    pub lease: chrono::Duration,
+}
+
+impl RecoverySettings {
+    /// The documented defaults, organized by `default_organizer`.
+    pub fn new(default_organizer: EmailAddress) -> Self {
+        Self {
+            default_organizer,
+            request: RequestSettings::default(),
+            member_cache: std::time::Duration::from_secs(300),
+            lease: chrono::Duration::seconds(60),
+        }
+    }
+}
+
 /// The meeting request for `lead`, organized by `organizer`, as of `now`: the window
 /// opens at the next full hour at least an hour from now, never in the past.
 pub fn build_meeting_request(

@@ -9,10 +9,10 @@ use chrono::{TimeDelta, Utc};
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::fakes::{RecordedRedelivery, ScriptedSkipUp};
 use shared::adapters::sqs::SqsQueue;
-use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, check};
+use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, RecoveryPorts, check};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
 use shared::ports::{LeadStore, Queue, SystemClock};
-use shared::recovery::{CheckMessage, MemberCache, RequestSettings};
+use shared::recovery::{CheckMessage, RecoverySettings};
 use testkit::moto::moto;
 use testkit::unique_name;
 
@@ -55,18 +55,21 @@ async fn an_early_check_is_chained_until_due_then_requests_once() {
     let url = moto().create_queue("checks-chain").await;
     let store = Arc::new(DynamoLeadStore::new(dynamo, table));
     let skipup = Arc::new(ScriptedSkipUp::with_members(&["owner@vendor.example"]));
-    let deps = RecoveryDeps {
-        store: store.clone(),
-        skipup: skipup.clone(),
-        checks: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &url)),
-        redelivery: Arc::new(RecordedRedelivery::default()),
-        clock: Arc::new(SystemClock),
-        default_organizer: EmailAddress::parse("owner@vendor.example").unwrap(),
-        request: RequestSettings::default(),
-        members: MemberCache::new(Duration::from_secs(60)),
-        lease: TimeDelta::seconds(60),
-        crm: Default::default(),
-    };
+    let deps = RecoveryDeps::new(
+        RecoveryPorts {
+            store: store.clone(),
+            skipup: skipup.clone(),
+            checks: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &url)),
+            redelivery: Arc::new(RecordedRedelivery::default()),
+            clock: Arc::new(SystemClock),
+        },
+        RecoverySettings {
+            member_cache: Duration::from_secs(60),
+            lease: TimeDelta::seconds(60),
+            ..RecoverySettings::new(EmailAddress::parse("owner@vendor.example").unwrap())
+        },
+        Default::default(),
+    );
     let lead = Lead::new(profile(), Utc::now(), TimeDelta::seconds(3));
     let entry = TimelineEntry {
         at: lead.submitted_at,

@@ -6,10 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::adapters::crm::{
-    STATUS_CHANGED, SkodeConnector, SkodeSettings, WebhookConnector, WebhookSettings,
-};
-use shared::crm::{ConnectorError, CrmConnector, StatusUpdate};
+use shared::adapters::crm::{STATUS_CHANGED, SkodeConnector, WebhookConnector};
+use shared::crm::{ConnectorError, CrmConnector, SkodeSettings, StatusUpdate, WebhookSettings};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus};
 use shared::signature::{SecretSet, TimestampedSignature, WebhookSecret};
 use wiremock::matchers::{header, method, path};

@@ -9,11 +9,11 @@ use shared::adapters::fakes::{
     ManualClock, RecordedRedelivery, RecordingConnector, ScriptedSkipUp,
 };
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
-use shared::crm::CrmSync;
-use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, check, handle};
+use shared::crm::CrmConnectors;
+use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, RecoveryPorts, check, handle};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
 use shared::ports::{LeadStore, Pointer};
-use shared::recovery::{CheckMessage, MemberCache, RequestSettings};
+use shared::recovery::{CheckMessage, RecoverySettings};
 use shared::skipup::SkipUpError;
 
 const DEFAULT: &str = "owner@vendor.example";
@@ -38,18 +38,21 @@ fn world(members: &[&str]) -> World {
     let checks = Arc::new(MemoryQueue::new());
     let redelivery = Arc::new(RecordedRedelivery::default());
     let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
-    let deps = RecoveryDeps {
-        store: store.clone(),
-        skipup: skipup.clone(),
-        checks: checks.clone(),
-        redelivery: redelivery.clone(),
-        clock: clock.clone(),
-        default_organizer: EmailAddress::parse(DEFAULT).unwrap(),
-        request: RequestSettings::default(),
-        members: MemberCache::new(Duration::from_secs(300)),
-        lease: TimeDelta::seconds(60),
-        crm: Default::default(),
-    };
+    let deps = RecoveryDeps::new(
+        RecoveryPorts {
+            store: store.clone(),
+            skipup: skipup.clone(),
+            checks: checks.clone(),
+            redelivery: redelivery.clone(),
+            clock: clock.clone(),
+        },
+        RecoverySettings {
+            member_cache: Duration::from_secs(300),
+            lease: TimeDelta::seconds(60),
+            ..RecoverySettings::new(EmailAddress::parse(DEFAULT).unwrap())
+        },
+        Default::default(),
+    );
     World {
         deps,
         store,
@@ -100,10 +103,7 @@ impl World {
         self.store.get_lead(&lead.id).await.unwrap().unwrap()
     }
 
-    async fn check(
-        &self,
-        lead: &Lead,
-    ) -> Result<CheckOutcome, shared::handlers::recovery_check::RetryLater> {
+    async fn check(&self, lead: &Lead) -> Result<CheckOutcome, shared::handlers::MessageFailure> {
         check(&self.deps, &CheckMessage::new(lead), 1).await
     }
 }
@@ -310,7 +310,7 @@ async fn credential_errors_keep_the_lead_and_fail_the_message() {
         w.skipup.then([Err(error)]);
         let lead = due_lead(&w, None).await;
         let retry = w.check(&lead).await.unwrap_err();
-        assert!(retry.after.is_some());
+        assert!(retry.retry_after().is_some());
         let stored = w.lead(&lead).await;
         assert_eq!(
             stored.status,
@@ -340,7 +340,7 @@ async fn rate_limits_honour_retry_after_and_server_errors_back_off() {
     })]);
     let lead = due_lead(&w, None).await;
     let retry = w.check(&lead).await.unwrap_err();
-    assert_eq!(retry.after, Some(Duration::from_secs(42)));
+    assert_eq!(retry.retry_after(), Some(Duration::from_secs(42)));
 
     for error in [
         SkipUpError::Server {
@@ -352,7 +352,7 @@ async fn rate_limits_honour_retry_after_and_server_errors_back_off() {
     ] {
         w.skipup.then([Err(error)]);
         let retry = w.check(&lead).await.unwrap_err();
-        let after = retry.after.unwrap().as_secs();
+        let after = retry.retry_after().unwrap().as_secs();
         assert!(
             (15..=30).contains(&after),
             "first backoff is 15-30 s, got {after}"
@@ -388,7 +388,7 @@ async fn a_lead_held_by_a_concurrent_check_is_retried_after_the_lease() {
     });
     w.store.save_lead(&held, None, None).await.unwrap();
     let retry = w.check(&lead).await.unwrap_err();
-    assert_eq!(retry.after, Some(Duration::from_secs(31)));
+    assert_eq!(retry.retry_after(), Some(Duration::from_secs(31)));
     assert!(w.skipup.calls().is_empty());
     w.clock.advance(TimeDelta::seconds(31));
     assert!(matches!(
@@ -468,12 +468,12 @@ async fn a_batch_reports_only_its_failed_messages_and_delays_their_retry() {
 async fn the_crm_hears_of_the_request_and_of_a_failure_even_after_it_was_down() {
     let mut w = world(&[DEFAULT]);
     let crm = Arc::new(RecordingConnector::default());
-    w.deps.crm = CrmSync::new(vec![crm.clone()]);
+    w.deps.crm = CrmConnectors::new(vec![crm.clone()]);
     let lead = due_lead(&w, None).await;
     crm.fail_next([true]);
     // SkipUp accepted, the CRM did not: the message comes back for the CRM alone.
     let retry = w.check(&lead).await.unwrap_err();
-    assert!(retry.reason.contains("HTTP 503"), "{}", retry.reason);
+    assert!(retry.reason().contains("HTTP 503"), "{}", retry.reason());
     assert_eq!(
         w.check(&lead).await,
         Ok(CheckOutcome::NothingToDo(LeadStatus::MeetingRequested))

@@ -5,17 +5,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use lambda_http::{Request, run, service_fn, tracing};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::sqs::SqsQueue;
-use shared::config::{ConfigError, Env, FormConfig};
+use shared::config::{ConfigError, FormConfig};
 use shared::handlers::form_intake::{FormDeps, handle};
 use shared::intake::IntakeDeps;
 use shared::ports::SystemClock;
 
 async fn cold_start() -> Result<FormDeps, ConfigError> {
     let sdk = load_sdk_config().await;
-    let config = FormConfig::from_env(&Env::load(&sdk).await?)?;
+    let config = FormConfig::from_env(&load_env(&sdk).await?)?;
     let resources = config.resources;
     let store = DynamoLeadStore::new(aws_sdk_dynamodb::Client::new(&sdk), resources.leads_table);
     let checks = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), resources.check_queue_url);

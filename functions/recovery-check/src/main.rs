@@ -6,21 +6,21 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
+use shared::adapters::crm;
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
-use shared::config::{Env, RecoveryConfig};
-use shared::handlers::recovery_check::{RecoveryDeps, handle};
+use shared::config::RecoveryConfig;
+use shared::handlers::recovery_check::{RecoveryDeps, RecoveryPorts, handle};
 use shared::ports::SystemClock;
-use shared::recovery::MemberCache;
 
 async fn cold_start() -> Result<RecoveryDeps, Box<dyn std::error::Error + Send + Sync>> {
     let sdk = load_sdk_config().await;
-    let config = RecoveryConfig::from_env(&Env::load(&sdk).await?)?;
+    let config = RecoveryConfig::from_env(&load_env(&sdk).await?)?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = config.resources.check_queue_url;
-    Ok(RecoveryDeps {
+    let ports = RecoveryPorts {
         store: Arc::new(DynamoLeadStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.resources.leads_table,
@@ -29,12 +29,12 @@ async fn cold_start() -> Result<RecoveryDeps, Box<dyn std::error::Error + Send +
         checks: Arc::new(SqsQueue::new(sqs.clone(), &queue_url)),
         redelivery: Arc::new(SqsRedelivery::new(sqs, &queue_url)),
         clock: Arc::new(SystemClock),
-        default_organizer: config.default_organizer,
-        request: config.request,
-        members: MemberCache::new(config.member_cache),
-        lease: config.lease,
-        crm: config.crm,
-    })
+    };
+    Ok(RecoveryDeps::new(
+        ports,
+        config.recovery,
+        crm::connectors(config.crm)?,
+    ))
 }
 
 #[tokio::main]

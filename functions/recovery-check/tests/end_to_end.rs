@@ -24,7 +24,7 @@ use shared::handlers::{form_intake, recovery_check};
 use shared::intake::{IntakeDeps, IntakeSettings};
 use shared::lead::{EmailAddress, LeadId, LeadStatus};
 use shared::ports::{LeadStore, SystemClock};
-use shared::recovery::{CheckMessage, MemberCache, RequestSettings};
+use shared::recovery::{CheckMessage, RecoverySettings};
 use shared::signature::{SecretSet, TimestampedSignature, WebhookSecret};
 use shared::skipup::SkipUpSettings;
 use skipup_sandbox::{Sandbox, SandboxConfig};
@@ -67,18 +67,21 @@ fn pipeline(sandbox: &Sandbox) -> Pipeline {
                 },
             },
         },
-        recovery: recovery_check::RecoveryDeps {
-            store: store.clone(),
-            skipup: Arc::new(skipup),
-            checks: checks.clone(),
-            redelivery: Arc::new(RecordedRedelivery::default()),
-            clock: Arc::new(SystemClock),
-            default_organizer: EmailAddress::parse(DEFAULT_ORGANIZER).unwrap(),
-            request: RequestSettings::default(),
-            members: MemberCache::new(Duration::from_secs(300)),
-            lease: TimeDelta::seconds(30),
-            crm: Default::default(),
-        },
+        recovery: recovery_check::RecoveryDeps::new(
+            recovery_check::RecoveryPorts {
+                store: store.clone(),
+                skipup: Arc::new(skipup),
+                checks: checks.clone(),
+                redelivery: Arc::new(RecordedRedelivery::default()),
+                clock: Arc::new(SystemClock),
+            },
+            RecoverySettings {
+                member_cache: Duration::from_secs(300),
+                lease: TimeDelta::seconds(30),
+                ..RecoverySettings::new(EmailAddress::parse(DEFAULT_ORGANIZER).unwrap())
+            },
+            Default::default(),
+        ),
         store,
         checks,
     }

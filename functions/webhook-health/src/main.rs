@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
 use serde_json::{Value, json};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sns::SnsAlerts;
-use shared::config::{Env, HealthConfig};
+use shared::config::HealthConfig;
 use shared::handlers::webhook_health::{HealthDeps, handle};
 use shared::ports::{Alerts, SystemClock};
 
 async fn cold_start() -> Result<HealthDeps, lambda_runtime::Error> {
     let sdk = load_sdk_config().await;
-    let config = HealthConfig::from_env(&Env::load(&sdk).await?)?;
+    let config = HealthConfig::from_env(&load_env(&sdk).await?)?;
     let alerts = config.alert_topic_arn.map(|topic| {
         Arc::new(SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), topic)) as Arc<dyn Alerts>
     });

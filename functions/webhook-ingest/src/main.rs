@@ -10,15 +10,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use lambda_http::{Request, run_concurrent, service_fn, tracing};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
 use shared::adapters::sqs::SqsQueue;
-use shared::config::{ConfigError, Env, IngestConfig};
+use shared::config::{ConfigError, IngestConfig};
 use shared::handlers::webhook_ingest::{IngestDeps, handle};
 use shared::ports::SystemClock;
 
 async fn cold_start() -> Result<IngestDeps, ConfigError> {
     let sdk = load_sdk_config().await;
-    let config = IngestConfig::from_env(&Env::load(&sdk).await?)?;
+    let config = IngestConfig::from_env(&load_env(&sdk).await?)?;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.crm_queue_url);
     // A sender waits on the first delivery: open the SQS connection now.
     queue.warm_up().await;

@@ -53,7 +53,7 @@ fn the_recovery_check_sample_carries_a_check_message() {
 }
 
 #[test]
-fn the_crm_sync_sample_carries_what_webhook_ingest_enqueues() {
+fn the_apply_events_sample_carries_what_webhook_ingest_enqueues() {
     let delivered = sample("../shared/fixtures/payloads/skipup-booked-data.json");
     let expected = InboundEvent::from_delivery(
         Provider::SKIPUP,
@@ -68,7 +68,7 @@ fn the_crm_sync_sample_carries_what_webhook_ingest_enqueues() {
         expected.group_id(),
         expected.dedup_id()
     );
-    let event: SqsEvent = serde_json::from_str(&sample("crm-sync.json")).unwrap();
+    let event: SqsEvent = serde_json::from_str(&sample("apply-events.json")).unwrap();
     let record = &event.records[0];
     let queued: InboundEvent = serde_json::from_str(record.body.as_deref().unwrap()).expect(&hint);
     assert_eq!(queued, expected, "{hint}");

@@ -1,6 +1,6 @@
 //! Cold start and invocation figures of each Lambda binary (see `harness::cold`).
 //!
-//! `cargo build --release -p webhook-ingest -p form-intake -p recovery-check -p crm-sync
+//! `cargo build --release -p webhook-ingest -p form-intake -p recovery-check -p apply-events
 //! -p webhook-health && cargo run --release -p harness --bin lambda-harness`
 //! (or `scripts/bench-lambda`, which also builds the arm64 binaries for their size).
 

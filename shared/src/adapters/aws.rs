@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
+use std::collections::HashMap;
+
 use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::{ConfigError, Env};
 
 /// Loads region, credentials and `AWS_ENDPOINT_URL` from the environment, as the SDK
 /// does, with bounded timeouts: 1 s to connect, 2 s per attempt, 5 s in all (the
@@ -40,6 +44,48 @@ pub async fn warm_up<T, E: std::fmt::Display>(
     }
 }
 
+/// The process environment, overlaid by the secret in `SECRETS_ARN` when set. The
+/// secret is a JSON object of variable names to string values, e.g.
+/// `{"SKIPUP_WEBHOOK_SECRETS": "whsec_a,whsec_b"}`.
+pub async fn load_env(sdk: &SdkConfig) -> Result<Env, ConfigError> {
+    let env = Env::process();
+    if let Some(arn) = env.get("SECRETS_ARN") {
+        let client = aws_sdk_secretsmanager::Client::new(sdk);
+        let secret = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                ConfigError::Secrets(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        let text = secret
+            .secret_string()
+            .ok_or_else(|| ConfigError::Secrets("the secret has no string value".into()))?;
+        return Ok(env.with_overlay(parse_secret_json(text)?));
+    }
+    Ok(env)
+}
+
+fn parse_secret_json(text: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| ConfigError::Secrets("the secret is not a JSON object".into()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ConfigError::Secrets("the secret is not a JSON object".into()))?;
+    object
+        .iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => Ok((k.clone(), s.to_owned())),
+            None => Err(ConfigError::Secrets(format!(
+                "the value of {k} is not a string"
+            ))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +97,14 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::ZERO);
         warm_up("dynamodb", std::future::pending::<Result<(), String>>()).await;
         assert_eq!(started.elapsed(), WARM_UP_TIMEOUT);
+    }
+
+    #[test]
+    fn the_secret_json_must_map_names_to_strings() {
+        let parsed = parse_secret_json(r#"{"SKODE_WEBHOOK_SECRETS":"a,b"}"#).unwrap();
+        assert_eq!(parsed["SKODE_WEBHOOK_SECRETS"], "a,b");
+        assert!(parse_secret_json("[1]").is_err());
+        let err = parse_secret_json(r#"{"X":1}"#).unwrap_err();
+        assert!(err.to_string().contains("X is not a string"));
     }
 }

@@ -6,13 +6,37 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::{StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use crate::adapters::skipup::{mask_emails, retry_after, without_url};
-use crate::crm::{ConnectorError, CrmConnector, StatusUpdate, status_slug};
+use crate::config::ConfigError;
+use crate::crm::{
+    ConnectorError, CrmConnector, CrmConnectors, CrmSettings, SkodeSettings, StatusUpdate,
+    WebhookSettings, status_slug,
+};
 use crate::lead::LeadStatus;
 use crate::signature::{TimestampedSignature, WebhookSecret};
+
+/// The configured CRM connectors, built once per cold start.
+pub fn connectors(settings: CrmSettings) -> Result<CrmConnectors, ConfigError> {
+    let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
+    if let Some(skode) = settings.skode {
+        let connector = SkodeConnector::new(skode).map_err(|reason| ConfigError::Invalid {
+            var: "SKODE_BASE_URL",
+            reason,
+        })?;
+        connectors.push(std::sync::Arc::new(connector));
+    }
+    if let Some(webhook) = settings.webhook {
+        let connector = WebhookConnector::new(webhook).map_err(|reason| ConfigError::Invalid {
+            var: "CRM_WEBHOOK_URL",
+            reason,
+        })?;
+        connectors.push(std::sync::Arc::new(connector));
+    }
+    Ok(CrmConnectors::new(connectors))
+}
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
@@ -65,24 +89,6 @@ async fn send(
         Err(ConnectorError::Permanent { connector, message })
     }
 }
-
-/// Settings of the Skode connector (`SKODE_API_KEY` turns it on).
-#[derive(Debug, Clone)]
-pub struct SkodeSettings {
-    /// Default `https://api.skodeai.com/v1`.
-    pub base_url: String,
-    pub api_key: SecretString,
-    /// The custom field that holds the recovery status (default `recovery_status`).
-    pub status_field: String,
-    /// Tags this connector owns start with this (default `recovery-`).
-    pub tag_prefix: String,
-    /// Tag that pauses other nurture sequences from "Follow-up Sent" (as the source
-    /// document maps it) and once a meeting is booked (default `nurture-paused`).
-    pub pause_tag: String,
-    pub timeout: Duration,
-}
-
-pub const SKODE_BASE_URL: &str = "https://api.skodeai.com/v1";
 
 /// Updates leads that came from Skode: the status custom field and the tags. Skode's
 /// `PATCH` replaces the whole tag list, so the lead is read first and only this
@@ -189,15 +195,6 @@ impl CrmConnector for SkodeConnector {
         .await?;
         Ok(())
     }
-}
-
-/// Settings of the outbound webhook (`CRM_WEBHOOK_URL` turns it on).
-#[derive(Debug)]
-pub struct WebhookSettings {
-    pub url: String,
-    /// Signs each delivery: `X-Webhook-Signature: t=..,v1=..`, as SkipUp signs.
-    pub secret: WebhookSecret,
-    pub timeout: Duration,
 }
 
 /// POSTs each status change as signed JSON:

@@ -1,7 +1,7 @@
 //! Handlers: one async function per Lambda function, called alike by the Lambda
 //! binaries, the local stack and the tests.
 
-pub mod crm_sync;
+pub mod apply_events;
 pub mod form_intake;
 pub mod recovery_check;
 pub mod webhook_health;
@@ -11,19 +11,42 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// A queue message that must come back later; `after` sets when (else the queue's
-/// own visibility timeout applies).
+/// Why a queue message was not done with: it comes back after a delay, or it never
+/// can be (its redeliveries take it to the dead-letter queue, where an operator
+/// inspects it with `recovery dlq`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryLater {
-    pub after: Option<Duration>,
-    pub reason: String,
+pub enum MessageFailure {
+    /// Transient: try again after `after`.
+    Retry { after: Duration, reason: String },
+    /// The message itself is bad (it will never parse): left to the redrive policy.
+    Poison { reason: String },
 }
 
-impl RetryLater {
+impl MessageFailure {
     pub(crate) fn after(after: Duration, reason: impl ToString) -> Self {
-        Self {
-            after: Some(after),
+        Self::Retry {
+            after,
             reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn poison(reason: impl ToString) -> Self {
+        Self::Poison {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// When to try again; `None` for poison (the queue's visibility timeout applies).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Retry { after, .. } => Some(*after),
+            Self::Poison { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Retry { reason, .. } | Self::Poison { reason } => reason,
         }
     }
 }

@@ -10,13 +10,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use crate::crm::CrmSync;
+use crate::crm::CrmConnectors;
 use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
 use crate::ports::{Clock, LeadStore, Pointer, Queue, Redelivery, SkipUpApi, StoreError};
 use crate::recovery::{
-    CheckMessage, MemberCache, RequestSettings, backoff, build_meeting_request, idempotency_key,
+    CheckMessage, MemberCache, RecoverySettings, backoff, build_meeting_request, idempotency_key,
 };
 use crate::skipup::{ErrorClass, MeetingRequest, SkipUpError};
 use crate::update::{Change, update_lead};
@@ -31,13 +31,34 @@ pub struct RecoveryDeps {
     pub checks: Arc<dyn Queue>,
     pub redelivery: Arc<dyn Redelivery>,
     pub clock: Arc<dyn Clock>,
-    pub default_organizer: EmailAddress,
-    pub request: RequestSettings,
+    pub settings: RecoverySettings,
     pub members: MemberCache,
-    /// How long one check holds a lead against a concurrent one.
-    pub lease: chrono::Duration,
     /// The CRM connectors: told of Meeting Requested and RecoveryFailed from here.
-    pub crm: CrmSync,
+    pub crm: CrmConnectors,
+}
+
+/// The outside world a check talks to, wired once per function.
+pub struct RecoveryPorts {
+    pub store: Arc<dyn LeadStore>,
+    pub skipup: Arc<dyn SkipUpApi>,
+    pub checks: Arc<dyn Queue>,
+    pub redelivery: Arc<dyn Redelivery>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RecoveryDeps {
+    pub fn new(ports: RecoveryPorts, settings: RecoverySettings, crm: CrmConnectors) -> Self {
+        Self {
+            store: ports.store,
+            skipup: ports.skipup,
+            checks: ports.checks,
+            redelivery: ports.redelivery,
+            clock: ports.clock,
+            members: MemberCache::new(settings.member_cache),
+            settings,
+            crm,
+        }
+    }
 }
 
 /// What a check did with its message.
@@ -55,7 +76,7 @@ pub enum CheckOutcome {
     Failed { reason: String },
 }
 
-pub use super::RetryLater;
+use super::MessageFailure;
 
 /// Handles one SQS batch; failed messages are listed for redelivery, the rest are
 /// deleted by Lambda.
@@ -69,8 +90,8 @@ pub async fn handle(deps: &RecoveryDeps, event: SqsEvent) -> SqsBatchResponse {
         match result {
             Ok(outcome) => tracing::info!(?outcome, "check done"),
             Err(retry) => {
-                tracing::warn!(reason = %retry.reason, after_secs = retry.after.map(|d| d.as_secs()), "check will be retried");
-                if let (Some(handle), Some(after)) = (&record.receipt_handle, retry.after) {
+                tracing::warn!(reason = %retry.reason(), after_secs = retry.retry_after().map(|d| d.as_secs()), "check will be retried");
+                if let (Some(handle), Some(after)) = (&record.receipt_handle, retry.retry_after()) {
                     deps.redelivery.retry_after(handle, after).await;
                 }
                 response.add_failure(message_id);
@@ -80,23 +101,19 @@ pub async fn handle(deps: &RecoveryDeps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-async fn process(deps: &RecoveryDeps, record: &SqsMessage) -> Result<CheckOutcome, RetryLater> {
+async fn process(deps: &RecoveryDeps, record: &SqsMessage) -> Result<CheckOutcome, MessageFailure> {
     let receive_count = record
         .attributes
         .get("ApproximateReceiveCount")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let message: CheckMessage = serde_json::from_str(record.body.as_deref().unwrap_or(""))
-        .map_err(|e| RetryLater {
-            // Poison: it will never parse; let it reach the dead-letter queue.
-            after: None,
-            reason: format!("malformed check message: {e}"),
-        })?;
+        .map_err(|e| MessageFailure::poison(format!("malformed check message: {e}")))?;
     check(deps, &message, receive_count).await
 }
 
-fn store_retry(receive_count: u32) -> impl Fn(StoreError) -> RetryLater {
-    move |e| RetryLater::after(backoff(receive_count), e)
+fn store_retry(receive_count: u32) -> impl Fn(StoreError) -> MessageFailure {
+    move |e| MessageFailure::after(backoff(receive_count), e)
 }
 
 /// Checks one lead: the decision of `recovery-check` for one message, then the CRM
@@ -106,7 +123,7 @@ pub async fn check(
     deps: &RecoveryDeps,
     message: &CheckMessage,
     receive_count: u32,
-) -> Result<CheckOutcome, RetryLater> {
+) -> Result<CheckOutcome, MessageFailure> {
     let outcome = decide(deps, message, receive_count).await?;
     if matches!(outcome, CheckOutcome::Requested { .. }) {
         metrics::count(FUNCTION, &[("RecoveryRequested", 1.0)]);
@@ -119,7 +136,7 @@ pub async fn check(
             .reconcile(&*deps.store, &message.lead_id, FUNCTION)
             .await
             .map_err(|e| {
-                RetryLater::after(e.retry_after().unwrap_or_else(|| backoff(receive_count)), e)
+                MessageFailure::after(e.retry_after().unwrap_or_else(|| backoff(receive_count)), e)
             })?;
     }
     Ok(outcome)
@@ -129,7 +146,7 @@ async fn decide(
     deps: &RecoveryDeps,
     message: &CheckMessage,
     receive_count: u32,
-) -> Result<CheckOutcome, RetryLater> {
+) -> Result<CheckOutcome, MessageFailure> {
     let now = deps.clock.now();
     let Some(lead) = deps
         .store
@@ -146,7 +163,7 @@ async fn decide(
         deps.checks
             .send(&again)
             .await
-            .map_err(|e| RetryLater::after(backoff(receive_count), e))?;
+            .map_err(|e| MessageFailure::after(backoff(receive_count), e))?;
         return Ok(CheckOutcome::Rescheduled { delay_secs });
     }
     if lead.status != LeadStatus::Submitted {
@@ -187,9 +204,9 @@ async fn decide(
                 ErrorClass::Configuration => {
                     tracing::error!(%error, "SkipUp refused our credentials; the lead is kept for a retry");
                     metrics::count(FUNCTION, &[("SkipUpAuthFailures", 1.0)]);
-                    Err(RetryLater::after(backoff(receive_count), error))
+                    Err(MessageFailure::after(backoff(receive_count), error))
                 }
-                ErrorClass::Transient { retry_after } => Err(RetryLater::after(
+                ErrorClass::Transient { retry_after } => Err(MessageFailure::after(
                     retry_after.unwrap_or_else(|| backoff(receive_count)),
                     error,
                 )),
@@ -206,7 +223,7 @@ async fn begin(
     id: &LeadId,
     now: DateTime<Utc>,
     receive_count: u32,
-) -> Result<Option<Lead>, RetryLater> {
+) -> Result<Option<Lead>, MessageFailure> {
     let mut busy_until = None;
     let lead = update_lead(&*deps.store, id, |lead| {
         busy_until = None;
@@ -224,7 +241,7 @@ async fn begin(
             return None;
         }
         recovery.attempts += 1;
-        recovery.lease_until = Some(now + deps.lease);
+        recovery.lease_until = Some(now + deps.settings.lease);
         lead.updated_at = now;
         Some(Change::default())
     })
@@ -232,7 +249,7 @@ async fn begin(
     .map_err(store_retry(receive_count))?;
     if let Some(until) = busy_until {
         let wait = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-        return Err(RetryLater::after(wait, "another check holds this lead"));
+        return Err(MessageFailure::after(wait, "another check holds this lead"));
     }
     Ok(lead)
 }
@@ -240,15 +257,15 @@ async fn begin(
 /// The assigned rep if an active workspace member, else the default organizer.
 async fn organizer(deps: &RecoveryDeps, lead: &Lead) -> Result<EmailAddress, SkipUpError> {
     match &lead.profile.assigned_rep_email {
-        Some(rep) if rep != &deps.default_organizer => {
+        Some(rep) if rep != &deps.settings.default_organizer => {
             if deps.members.is_member(&*deps.skipup, rep).await? {
                 Ok(rep.clone())
             } else {
                 tracing::info!(lead_id = %lead.id, rep = %rep.log_tag(), "assigned rep is not a SkipUp member; using the default organizer");
-                Ok(deps.default_organizer.clone())
+                Ok(deps.settings.default_organizer.clone())
             }
         }
-        _ => Ok(deps.default_organizer.clone()),
+        _ => Ok(deps.settings.default_organizer.clone()),
     }
 }
 
@@ -262,15 +279,23 @@ async fn request(
     now: DateTime<Utc>,
 ) -> Result<(MeetingRequest, EmailAddress), SkipUpError> {
     let organizer = organizer(deps, lead).await?;
-    let body = build_meeting_request(lead, &organizer, now, &deps.request);
+    let body = build_meeting_request(lead, &organizer, now, &deps.settings.request);
     match deps.skipup.create_meeting_request(key, &body).await {
-        Err(error) if error.class() == ErrorClass::Input && organizer != deps.default_organizer => {
+        Err(error)
+            if error.class() == ErrorClass::Input
+                && organizer != deps.settings.default_organizer =>
+        {
             tracing::warn!(lead_id = %lead.id, %error, "SkipUp refused the rep as organizer; trying the default organizer");
-            let fallback = build_meeting_request(lead, &deps.default_organizer, now, &deps.request);
+            let fallback = build_meeting_request(
+                lead,
+                &deps.settings.default_organizer,
+                now,
+                &deps.settings.request,
+            );
             deps.skipup
                 .create_meeting_request(&format!("{key}:default-organizer"), &fallback)
                 .await
-                .map(|mr| (mr, deps.default_organizer.clone()))
+                .map(|mr| (mr, deps.settings.default_organizer.clone()))
         }
         other => other.map(|mr| (mr, organizer)),
     }
@@ -285,7 +310,7 @@ async fn record_requested(
 ) -> Result<(), StoreError> {
     let mr_id = meeting_request.id.clone();
     // The timeline names the role, not the address.
-    let who = if organizer == &deps.default_organizer {
+    let who = if organizer == &deps.settings.default_organizer {
         "the default organizer"
     } else {
         "the assigned rep"

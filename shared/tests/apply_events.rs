@@ -1,4 +1,4 @@
-//! crm-sync with in-memory ports: webhook events applied once, monotonically, in any
+//! apply-events with in-memory ports: webhook events applied once, monotonically, in any
 //! order and any number of times; unmatched events kept; Skode leads taken in.
 
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use shared::adapters::fakes::{ManualClock, RecordingConnector};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
 use shared::config::Env;
 use shared::connectors::Connectors;
-use shared::crm::CrmSync;
-use shared::handlers::crm_sync::{CrmDeps, SyncOutcome, handle, sync};
+use shared::crm::CrmConnectors;
+use shared::handlers::apply_events::{ApplyDeps, ApplyOutcome, apply_event, handle};
 use shared::inbound::{InboundEvent, Provider};
 use shared::intake::{IntakeDeps, IntakeSettings};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, Recovery, TimelineEntry};
@@ -26,7 +26,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 struct World {
-    deps: CrmDeps,
+    deps: ApplyDeps,
     store: Arc<MemoryLeadStore>,
     checks: Arc<MemoryQueue>,
 }
@@ -34,7 +34,7 @@ struct World {
 fn world() -> World {
     let store = Arc::new(MemoryLeadStore::new());
     let checks = Arc::new(MemoryQueue::new());
-    let deps = CrmDeps {
+    let deps = ApplyDeps {
         connectors: Connectors::from_env(&Env::empty()).unwrap(),
         store: store.clone(),
         events: store.clone(),
@@ -107,7 +107,7 @@ async fn status(w: &World, lead: &Lead) -> LeadStatus {
 async fn skipup_events_move_the_lead_along_the_crm_statuses() {
     let w = world();
     let lead = lead(&w, true).await;
-    let follow_up = sync(
+    let follow_up = apply_event(
         &w.deps,
         &skipup("meeting_request.follow_up_sent", "evt_2", 2),
     )
@@ -115,16 +115,16 @@ async fn skipup_events_move_the_lead_along_the_crm_statuses() {
     .unwrap();
     assert_eq!(
         follow_up,
-        SyncOutcome::Applied {
+        ApplyOutcome::Applied {
             lead_id: lead.id.clone(),
             status: Some(LeadStatus::FollowUpSent)
         }
     );
-    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+    apply_event(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
         .await
         .unwrap();
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
-    let late = sync(
+    let late = apply_event(
         &w.deps,
         &skipup("meeting_request.follow_up_sent", "evt_4", 4),
     )
@@ -132,12 +132,12 @@ async fn skipup_events_move_the_lead_along_the_crm_statuses() {
     .unwrap();
     assert_eq!(
         late,
-        SyncOutcome::NoChange {
+        ApplyOutcome::NoChange {
             lead_id: lead.id.clone()
         }
     );
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
-    sync(&w.deps, &skipup("meeting_request.cancelled", "evt_5", 5))
+    apply_event(&w.deps, &skipup("meeting_request.cancelled", "evt_5", 5))
         .await
         .unwrap();
     assert_eq!(status(&w, &lead).await, LeadStatus::ReEnterNurture);
@@ -171,7 +171,7 @@ async fn any_order_and_any_number_of_deliveries_end_in_the_same_state() {
             .collect();
         rng.shuffle(&mut deliveries);
         for event in deliveries {
-            sync(&w.deps, event).await.unwrap();
+            apply_event(&w.deps, event).await.unwrap();
         }
         assert_eq!(
             status(&w, &lead).await,
@@ -197,15 +197,15 @@ async fn a_redelivery_after_the_marker_was_lost_is_still_applied_once() {
     let w = world();
     let lead = lead(&w, true).await;
     let booked = skipup("meeting_request.booked", "evt_3", 3);
-    sync(&w.deps, &booked).await.unwrap();
-    // A second crm-sync store without the processed-event marker (as if it was lost).
+    apply_event(&w.deps, &booked).await.unwrap();
+    // A second apply-events store without the processed-event marker (as if it was lost).
     let fresh = Arc::new(MemoryLeadStore::new());
     let mut deps = world().deps;
     deps.store = w.store.clone();
     deps.events = fresh;
     assert_eq!(
-        sync(&deps, &booked).await.unwrap(),
-        SyncOutcome::NoChange {
+        apply_event(&deps, &booked).await.unwrap(),
+        ApplyOutcome::NoChange {
             lead_id: lead.id.clone()
         }
     );
@@ -216,7 +216,7 @@ async fn a_redelivery_after_the_marker_was_lost_is_still_applied_once() {
 async fn a_booking_of_a_request_that_is_not_ours_before_outreach_is_booked_directly() {
     let w = world();
     let lead = lead(&w, false).await;
-    sync(&w.deps, &skipup("meeting_request.booked", "evt_9", 1))
+    apply_event(&w.deps, &skipup("meeting_request.booked", "evt_9", 1))
         .await
         .unwrap();
     assert_eq!(status(&w, &lead).await, LeadStatus::BookedDirectly);
@@ -234,7 +234,7 @@ async fn a_booking_that_overtakes_the_answer_to_our_own_request_is_a_recovery() 
         lease_until: None,
     });
     w.store.save_lead(&lead, None, None).await.unwrap();
-    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 1))
+    apply_event(&w.deps, &skipup("meeting_request.booked", "evt_3", 1))
         .await
         .unwrap();
     let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
@@ -246,7 +246,7 @@ async fn a_booking_that_overtakes_the_answer_to_our_own_request_is_a_recovery() 
 fn world_with_crm() -> (World, Arc<RecordingConnector>) {
     let mut w = world();
     let connector = Arc::new(RecordingConnector::default());
-    w.deps.crm = CrmSync::new(vec![connector.clone()]);
+    w.deps.crm = CrmConnectors::new(vec![connector.clone()]);
     (w, connector)
 }
 
@@ -261,7 +261,7 @@ async fn the_crm_is_told_each_status_once_however_often_events_arrive() {
         ("meeting_request.booked", "evt_3"),
         ("meeting_request.created", "evt_1"),
     ] {
-        sync(&w.deps, &skipup(kind, id, 1)).await.unwrap();
+        apply_event(&w.deps, &skipup(kind, id, 1)).await.unwrap();
     }
     assert_eq!(
         crm.pushed(),
@@ -282,15 +282,15 @@ async fn a_crm_that_is_down_holds_back_no_event_and_is_retried_from_the_checks_q
     crm.fail_next([true]);
     let booked = skipup("meeting_request.booked", "evt_3", 3);
     assert_eq!(
-        sync(&w.deps, &booked).await.unwrap(),
-        SyncOutcome::Applied {
+        apply_event(&w.deps, &booked).await.unwrap(),
+        ApplyOutcome::Applied {
             lead_id: lead.id.clone(),
             status: Some(LeadStatus::MeetingScheduled)
         }
     );
     assert_eq!(
-        sync(&w.deps, &booked).await.unwrap(),
-        SyncOutcome::Duplicate
+        apply_event(&w.deps, &booked).await.unwrap(),
+        ApplyOutcome::Duplicate
     );
     assert!(crm.pushed().is_empty());
     // The retry waits in the checks queue, whose consumer reconciles the lead.
@@ -343,19 +343,19 @@ async fn a_crm_that_refuses_the_update_is_not_asked_again_for_that_status() {
     let (w, crm) = world_with_crm();
     let lead = lead(&w, true).await;
     crm.fail_next([false]);
-    sync(
+    apply_event(
         &w.deps,
         &skipup("meeting_request.follow_up_sent", "evt_2", 2),
     )
     .await
     .unwrap();
-    sync(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
+    apply_event(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
         .await
         .unwrap();
     assert!(crm.pushed().is_empty());
     let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
     assert_eq!(stored.crm_status, Some(LeadStatus::FollowUpSent));
-    sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+    apply_event(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
         .await
         .unwrap();
     assert_eq!(crm.pushed(), [LeadStatus::MeetingScheduled]);
@@ -365,7 +365,7 @@ async fn a_crm_that_refuses_the_update_is_not_asked_again_for_that_status() {
 async fn a_created_webhook_before_our_own_record_marks_the_lead_requested() {
     let w = world();
     let lead = lead(&w, false).await;
-    sync(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
+    apply_event(&w.deps, &skipup("meeting_request.created", "evt_1", 1))
         .await
         .unwrap();
     let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
@@ -384,9 +384,12 @@ async fn a_created_webhook_before_our_own_record_marks_the_lead_requested() {
 async fn an_event_for_no_known_lead_is_kept_and_counted_once() {
     let w = world();
     let event = skipup("meeting_request.booked", "evt_orphan", 1);
-    let outcome = sync(&w.deps, &event).await.unwrap();
-    assert!(matches!(outcome, SyncOutcome::Kept { .. }), "{outcome:?}");
-    assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Duplicate);
+    let outcome = apply_event(&w.deps, &event).await.unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Kept { .. }), "{outcome:?}");
+    assert_eq!(
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
     let kept = w.store.unmatched();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].0, "skipup:evt_orphan");
@@ -399,8 +402,8 @@ async fn an_unrecognized_payload_is_kept_not_refused() {
     let w = world();
     let event = InboundEvent::from_delivery(Provider::SKIPUP, br#"{"ping":true}"#, Utc::now());
     assert!(matches!(
-        sync(&w.deps, &event).await.unwrap(),
-        SyncOutcome::Kept { .. }
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Kept { .. }
     ));
     assert_eq!(w.store.unmatched().len(), 1);
 }
@@ -412,10 +415,10 @@ async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phon
     let body = include_str!("../fixtures/payloads/skipcalls-call-completed-default.json")
         .replace("+1 (415) 555-0142", "+1 415 555 0142");
     let event = InboundEvent::from_delivery(Provider::SKIPCALLS, body.as_bytes(), Utc::now());
-    let outcome = sync(&w.deps, &event).await.unwrap();
+    let outcome = apply_event(&w.deps, &event).await.unwrap();
     assert_eq!(
         outcome,
-        SyncOutcome::Applied {
+        ApplyOutcome::Applied {
             lead_id: lead.id.clone(),
             status: None
         }
@@ -441,7 +444,7 @@ async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked(
     let w = world();
     let body = include_str!("../fixtures/payloads/skode-lead-created.json");
     let event = InboundEvent::from_delivery(Provider::SKODE, body.as_bytes(), Utc::now());
-    let SyncOutcome::LeadCreated { lead_id } = sync(&w.deps, &event).await.unwrap() else {
+    let ApplyOutcome::LeadCreated { lead_id } = apply_event(&w.deps, &event).await.unwrap() else {
         panic!("intake expected");
     };
     assert_eq!(w.checks.len(), 1, "its check is scheduled");
@@ -450,8 +453,8 @@ async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked(
     let event =
         InboundEvent::from_delivery(Provider::SKODE, update.to_string().as_bytes(), Utc::now());
     assert_eq!(
-        sync(&w.deps, &event).await.unwrap(),
-        SyncOutcome::Applied {
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Applied {
             lead_id: lead_id.clone(),
             status: Some(LeadStatus::BookedDirectly)
         }
@@ -463,8 +466,8 @@ async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked(
         Utc::now(),
     );
     assert!(matches!(
-        sync(&w.deps, &event).await.unwrap(),
-        SyncOutcome::Kept { .. }
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Kept { .. }
     ));
 }
 
@@ -500,8 +503,8 @@ async fn events_the_pipeline_does_not_act_on_are_ignored() {
     lead(&w, true).await;
     let organizer = skipup("meeting_request.organizer_changed", "evt_7", 7);
     assert_eq!(
-        sync(&w.deps, &organizer).await.unwrap(),
-        SyncOutcome::Ignored
+        apply_event(&w.deps, &organizer).await.unwrap(),
+        ApplyOutcome::Ignored
     );
     let deal: Value = serde_json::from_str(include_str!(
         "../fixtures/payloads/skode-deal-stage-changed.json"
@@ -509,7 +512,10 @@ async fn events_the_pipeline_does_not_act_on_are_ignored() {
     .unwrap();
     let event =
         InboundEvent::from_delivery(Provider::SKODE, deal.to_string().as_bytes(), Utc::now());
-    assert_eq!(sync(&w.deps, &event).await.unwrap(), SyncOutcome::Ignored);
+    assert_eq!(
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Ignored
+    );
 }
 
 /// An event log that cannot be reached.
@@ -545,10 +551,10 @@ async fn with_the_store_down_the_event_is_retried_and_the_lead_untouched() {
     let mut w = world();
     let lead = lead(&w, true).await;
     w.deps.events = Arc::new(DownEventLog);
-    let retry = sync(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
+    let retry = apply_event(&w.deps, &skipup("meeting_request.booked", "evt_3", 3))
         .await
         .unwrap_err();
-    assert!(retry.reason.contains("unavailable"), "{}", retry.reason);
+    assert!(retry.reason().contains("unavailable"), "{}", retry.reason());
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingRequested);
     let mut event = SqsEvent::default();
     let mut m = SqsMessage::default();

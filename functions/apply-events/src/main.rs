@@ -1,27 +1,28 @@
-//! `crm-sync` Lambda: wires configuration and clients once, then hands every SQS FIFO
-//! batch to [`shared::handlers::crm_sync::handle`] (partial batch responses).
+//! `apply-events` Lambda: wires configuration and clients once, then hands every SQS FIFO
+//! batch to [`shared::handlers::apply_events::handle`] (partial batch responses).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
-use shared::adapters::aws::load_sdk_config;
+use shared::adapters::aws::{load_env, load_sdk_config};
+use shared::adapters::crm;
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::sqs::SqsQueue;
-use shared::config::{ConfigError, CrmConfig, Env};
-use shared::handlers::crm_sync::{CrmDeps, handle};
+use shared::config::{ApplyConfig, ConfigError};
+use shared::handlers::apply_events::{ApplyDeps, handle};
 use shared::intake::IntakeDeps;
 use shared::ports::SystemClock;
 
-async fn cold_start() -> Result<CrmDeps, ConfigError> {
+async fn cold_start() -> Result<ApplyDeps, ConfigError> {
     let sdk = load_sdk_config().await;
-    let config = CrmConfig::from_env(&Env::load(&sdk).await?)?;
+    let config = ApplyConfig::from_env(&load_env(&sdk).await?)?;
     let store = Arc::new(DynamoLeadStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.resources.leads_table,
     ));
-    Ok(CrmDeps {
+    Ok(ApplyDeps {
         connectors: config.connectors,
         store: store.clone(),
         events: store.clone(),
@@ -36,7 +37,7 @@ async fn cold_start() -> Result<CrmDeps, ConfigError> {
         },
         seen_for: config.seen_for,
         skode_booked_statuses: config.skode_booked_statuses,
-        crm: config.crm,
+        crm: crm::connectors(config.crm)?,
     })
 }
 

@@ -1,4 +1,5 @@
-//! `crm-sync`: applies verified webhook events from the CRM FIFO queue to leads.
+//! `apply-events`, the event consumer: applies verified webhook deliveries from the
+//! events FIFO queue (`CRM_QUEUE_URL`) to leads, each read once through its connector.
 //! Each event is applied once (processed-event markers, and the lead's own list of
 //! applied events inside the versioned write), through the monotonic lifecycle, with
 //! one timeline entry; an event no lead matches is kept for an operator, never dropped.
@@ -10,11 +11,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{SubsecRound, TimeDelta};
 use tracing::Instrument;
 
-use super::RetryLater;
+use super::MessageFailure;
 use crate::connectors::{
     CallOutcome, Connectors, Conversation, CrmLeadChange, Event, FormSubmission,
 };
-use crate::crm::{CrmSync, ReconcileError};
+use crate::crm::{CrmConnectors, ReconcileError};
 use crate::inbound::InboundEvent;
 use crate::intake::{IntakeDeps, IntakeOutcome, submit};
 use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
@@ -25,9 +26,9 @@ use crate::recovery::{CheckMessage, MAX_SQS_DELAY_SECS, backoff};
 use crate::update::{Change, update_lead};
 
 /// Function name in metrics.
-const FUNCTION: &str = "crm-sync";
+const FUNCTION: &str = "apply-events";
 
-pub struct CrmDeps {
+pub struct ApplyDeps {
     /// Each connector's parse settings (the field mapping of form tools).
     pub connectors: Connectors,
     pub store: Arc<dyn LeadStore>,
@@ -40,12 +41,12 @@ pub struct CrmDeps {
     /// Skode lead statuses that mean the prospect booked on their own.
     pub skode_booked_statuses: Vec<String>,
     /// The CRM connectors, brought up to each touched lead's status.
-    pub crm: CrmSync,
+    pub crm: CrmConnectors,
 }
 
 /// What syncing one event did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SyncOutcome {
+pub enum ApplyOutcome {
     /// Processed before: nothing done.
     Duplicate,
     /// Appended to the lead's timeline, moving its status when `status` is set.
@@ -63,13 +64,13 @@ pub enum SyncOutcome {
     Ignored,
 }
 
-impl SyncOutcome {
+impl ApplyOutcome {
     /// The lead the event touched, if any.
     pub fn lead_id(&self) -> Option<&LeadId> {
         match self {
-            SyncOutcome::Applied { lead_id, .. }
-            | SyncOutcome::NoChange { lead_id }
-            | SyncOutcome::LeadCreated { lead_id } => Some(lead_id),
+            ApplyOutcome::Applied { lead_id, .. }
+            | ApplyOutcome::NoChange { lead_id }
+            | ApplyOutcome::LeadCreated { lead_id } => Some(lead_id),
             _ => None,
         }
     }
@@ -77,7 +78,7 @@ impl SyncOutcome {
 
 /// Handles one FIFO batch. Once a message fails, every later one fails too, so
 /// their order within a message group is kept.
-pub async fn handle(deps: &CrmDeps, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle(deps: &ApplyDeps, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut failed = false;
     for record in event.records {
@@ -89,11 +90,8 @@ pub async fn handle(deps: &CrmDeps, event: SqsEvent) -> SqsBatchResponse {
         let span = tracing::info_span!("sync", message_id = %message_id);
         let result = async {
             let event: InboundEvent = serde_json::from_str(record.body.as_deref().unwrap_or(""))
-                .map_err(|e| RetryLater {
-                    after: None,
-                    reason: format!("malformed CRM message: {e}"),
-                })?;
-            sync(deps, &event).await
+                .map_err(|e| MessageFailure::poison(format!("malformed CRM message: {e}")))?;
+            apply_event(deps, &event).await
         }
         .instrument(span.clone())
         .await;
@@ -101,7 +99,7 @@ pub async fn handle(deps: &CrmDeps, event: SqsEvent) -> SqsBatchResponse {
         match result {
             Ok(outcome) => tracing::info!(?outcome, "event synced"),
             Err(retry) => {
-                tracing::warn!(reason = %retry.reason, "event will be retried");
+                tracing::warn!(reason = %retry.reason(), "event will be retried");
                 failed = true;
                 response.add_failure(message_id);
             }
@@ -110,31 +108,34 @@ pub async fn handle(deps: &CrmDeps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-fn retry(error: StoreError) -> RetryLater {
-    RetryLater::after(backoff(1), error)
+fn retry(error: StoreError) -> MessageFailure {
+    MessageFailure::after(backoff(1), error)
 }
 
 /// Applies one event.
-pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, RetryLater> {
+pub async fn apply_event(
+    deps: &ApplyDeps,
+    event: &InboundEvent,
+) -> Result<ApplyOutcome, MessageFailure> {
     let key = format!("{}:{}", event.provider, event.event_id);
     if deps.events.seen(&key).await.map_err(retry)? {
-        return Ok(SyncOutcome::Duplicate);
+        return Ok(ApplyOutcome::Duplicate);
     }
     let parsed = deps.connectors.parse(event.provider, &event.payload);
     let outcome = match parsed.event {
         Ok(Event::Conversation(conversation)) => {
-            sync_conversation(deps, event, &key, conversation).await?
+            on_conversation(deps, event, &key, conversation).await?
         }
-        Ok(Event::Call(call)) => sync_call(deps, event, &key, call).await?,
-        Ok(Event::CrmLead(change)) => sync_crm_lead(deps, event, &key, change).await?,
-        Ok(Event::Form(form)) => sync_form(deps, event, &key, form).await?,
-        Ok(Event::Ignored) => SyncOutcome::Ignored,
-        Err(unrecognized) => SyncOutcome::Kept {
+        Ok(Event::Call(call)) => on_call(deps, event, &key, call).await?,
+        Ok(Event::CrmLead(change)) => on_crm_lead(deps, event, &key, change).await?,
+        Ok(Event::Form(form)) => on_form(deps, event, &key, form).await?,
+        Ok(Event::Ignored) => ApplyOutcome::Ignored,
+        Err(unrecognized) => ApplyOutcome::Kept {
             reason: format!("payload shape not recognized: {}", unrecognized.0),
         },
     };
     match &outcome {
-        SyncOutcome::Kept { reason } => {
+        ApplyOutcome::Kept { reason } => {
             let json = serde_json::to_string(event).expect("an inbound event serializes");
             let expires = deps.intake.clock.now() + TimeDelta::days(30);
             deps.events
@@ -144,7 +145,7 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
             tracing::warn!(event = %key, %reason, "event kept for an operator");
             metrics::count(FUNCTION, &[("UnmatchedEvents", 1.0)]);
         }
-        SyncOutcome::Applied {
+        ApplyOutcome::Applied {
             status: Some(status),
             ..
         } => metrics::count(FUNCTION, &[(status_metric(*status), 1.0)]),
@@ -163,7 +164,7 @@ pub async fn sync(deps: &CrmDeps, event: &InboundEvent) -> Result<SyncOutcome, R
 /// Brings the CRM up to the lead's status. A CRM that is down must not hold back the
 /// lead's events (nor, in a FIFO group, the events behind them), so its retry is
 /// handed to the checks queue, whose consumer reconciles every lead it is given.
-async fn tell_crm(deps: &CrmDeps, lead_id: &LeadId) -> Result<(), RetryLater> {
+async fn tell_crm(deps: &ApplyDeps, lead_id: &LeadId) -> Result<(), MessageFailure> {
     match deps.crm.reconcile(&*deps.store, lead_id, FUNCTION).await {
         Ok(_) => Ok(()),
         Err(ReconcileError::Store(error)) => Err(retry(error)),
@@ -185,7 +186,7 @@ async fn tell_crm(deps: &CrmDeps, lead_id: &LeadId) -> Result<(), RetryLater> {
                 .checks
                 .send(&message)
                 .await
-                .map_err(|e| RetryLater::after(backoff(1), e))?;
+                .map_err(|e| MessageFailure::after(backoff(1), e))?;
             tracing::warn!(lead_id = %lead_id, %error, delay_secs = delay.as_secs(), "CRM not updated; retried from the checks queue");
             Ok(())
         }
@@ -212,7 +213,7 @@ fn status_metric(status: LeadStatus) -> &'static str {
 async fn find_first(
     store: &dyn LeadStore,
     pointers: impl IntoIterator<Item = Pointer>,
-) -> Result<Option<LeadId>, RetryLater> {
+) -> Result<Option<LeadId>, MessageFailure> {
     for pointer in pointers {
         if let Some(id) = store.find_lead(&pointer).await.map_err(retry)? {
             return Ok(Some(id));
@@ -227,13 +228,13 @@ type Decision = Option<(Option<LeadStatus>, Option<Pointer>)>;
 
 /// Applies `decide`'s verdict (at most once per event key) with one timeline entry.
 async fn apply(
-    deps: &CrmDeps,
+    deps: &ApplyDeps,
     event: &InboundEvent,
     key: &str,
     id: &LeadId,
     decide: impl Fn(&crate::lead::Lead) -> Decision + Send + Sync,
     detail: String,
-) -> Result<SyncOutcome, RetryLater> {
+) -> Result<ApplyOutcome, MessageFailure> {
     let mut applied = None;
     let now = deps.intake.clock.now().trunc_subsecs(3);
     let lead = update_lead(&*deps.store, id, |lead| {
@@ -268,28 +269,28 @@ async fn apply(
     .await
     .map_err(retry)?;
     Ok(match (lead, applied) {
-        (None, _) => SyncOutcome::Kept {
+        (None, _) => ApplyOutcome::Kept {
             reason: "the lead disappeared".into(),
         },
-        (Some(_), Some(status)) => SyncOutcome::Applied {
+        (Some(_), Some(status)) => ApplyOutcome::Applied {
             lead_id: id.clone(),
             status,
         },
-        (Some(_), None) => SyncOutcome::NoChange {
+        (Some(_), None) => ApplyOutcome::NoChange {
             lead_id: id.clone(),
         },
     })
 }
 
-async fn sync_conversation(
-    deps: &CrmDeps,
+async fn on_conversation(
+    deps: &ApplyDeps,
     event: &InboundEvent,
     key: &str,
     conversation: Conversation,
-) -> Result<SyncOutcome, RetryLater> {
+) -> Result<ApplyOutcome, MessageFailure> {
     let event_type = conversation.event_type.as_str();
     let Some(lead_event) = LeadEvent::from_skipup_type(event_type) else {
-        return Ok(SyncOutcome::Ignored);
+        return Ok(ApplyOutcome::Ignored);
     };
     let mr_id = Some(conversation.meeting_request_id);
     let email = conversation
@@ -302,7 +303,7 @@ async fn sync_conversation(
         .into_iter()
         .chain(email.map(Pointer::Email));
     let Some(id) = find_first(&*deps.store, pointers).await? else {
-        return Ok(SyncOutcome::Kept {
+        return Ok(ApplyOutcome::Kept {
             reason: "no lead for this meeting request or participant".into(),
         });
     };
@@ -340,19 +341,19 @@ async fn sync_conversation(
     .await
 }
 
-async fn sync_call(
-    deps: &CrmDeps,
+async fn on_call(
+    deps: &ApplyDeps,
     event: &InboundEvent,
     key: &str,
     call: CallOutcome,
-) -> Result<SyncOutcome, RetryLater> {
+) -> Result<ApplyOutcome, MessageFailure> {
     let pointer = match (call.phone, call.email) {
         (Some(phone), _) => Some(Pointer::Phone(phone)),
         (None, Some(email)) => EmailAddress::parse(&email).ok().map(Pointer::Email),
         (None, None) => None,
     };
     let Some(id) = find_first(&*deps.store, pointer).await? else {
-        return Ok(SyncOutcome::Kept {
+        return Ok(ApplyOutcome::Kept {
             reason: "no lead with this phone number or email".into(),
         });
     };
@@ -361,30 +362,30 @@ async fn sync_call(
 }
 
 /// A form submission (a form tool, or Skode `lead.created`) goes through intake.
-async fn sync_form(
-    deps: &CrmDeps,
+async fn on_form(
+    deps: &ApplyDeps,
     event: &InboundEvent,
     key: &str,
     form: Box<FormSubmission>,
-) -> Result<SyncOutcome, RetryLater> {
+) -> Result<ApplyOutcome, MessageFailure> {
     let outcome = submit(&deps.intake, form.profile, key, event.provider.as_str())
         .await
-        .map_err(|e| RetryLater::after(backoff(1), e))?;
+        .map_err(|e| MessageFailure::after(backoff(1), e))?;
     if matches!(outcome, IntakeOutcome::Scheduled(_)) {
         metrics::count(FUNCTION, &[("LeadsSubmitted", 1.0)]);
     }
-    Ok(SyncOutcome::LeadCreated {
+    Ok(ApplyOutcome::LeadCreated {
         lead_id: outcome.lead().id.clone(),
     })
 }
 
 /// A lead changed in the CRM: a booked status is a booking made without us.
-async fn sync_crm_lead(
-    deps: &CrmDeps,
+async fn on_crm_lead(
+    deps: &ApplyDeps,
     event: &InboundEvent,
     key: &str,
     change: CrmLeadChange,
-) -> Result<SyncOutcome, RetryLater> {
+) -> Result<ApplyOutcome, MessageFailure> {
     let pointers = change
         .crm_lead_id
         .map(Pointer::SkodeLead)
@@ -397,7 +398,7 @@ async fn sync_crm_lead(
                 .map(Pointer::Email),
         );
     let Some(id) = find_first(&*deps.store, pointers).await? else {
-        return Ok(SyncOutcome::Kept {
+        return Ok(ApplyOutcome::Kept {
             reason: "no lead for this Skode lead".into(),
         });
     };
@@ -407,7 +408,7 @@ async fn sync_crm_lead(
         .iter()
         .any(|b| b.eq_ignore_ascii_case(&status));
     if !booked {
-        return Ok(SyncOutcome::NoChange { lead_id: id });
+        return Ok(ApplyOutcome::NoChange { lead_id: id });
     }
     apply(
         deps,
