@@ -8,6 +8,19 @@ Reads a body on stdin and prints the signature header value each sender uses:
   skipcalls  X-Webhook-Signature: {hex HMAC-SHA256 of the body}
   skode      X-Skode-Signature:   {hex HMAC-SHA256 of the body}
 
+The form tools' schemes print one `name: value` line per header (connectors.md, 1):
+
+  typeform   Typeform-Signature: sha256={base64 HMAC-SHA256 of the body}
+  tally      Tally-Signature:    {base64 HMAC-SHA256 of the body}
+  webflow    x-webflow-timestamp: {unix ms}
+             x-webflow-signature: {hex HMAC-SHA256 of "{ms}:{body}"}
+  hubspot    X-HubSpot-Request-Timestamp: {unix ms}
+             X-HubSpot-Signature-v3: {base64 HMAC-SHA256 of METHOD + URI + body + ms},
+             the URI with %3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B decoded (--url)
+  hubspot-v2 X-HubSpot-Signature-Version: v2
+             X-HubSpot-Signature: {hex SHA-256 of secret + METHOD + URI + body}
+  forms      Authorization: Bearer {secret}
+
 The secret comes from $WEBHOOK_SECRET so it never appears in a process list.
 
   printf '%s' "$BODY" | WEBHOOK_SECRET=whsec_... scripts/sign_webhook.py skipup
@@ -31,7 +44,8 @@ import time
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scheme", choices=["skipup", "skipcalls", "skode"])
+    parser.add_argument("scheme", choices=["skipup", "skipcalls", "skode", "typeform", "tally", "webflow", "hubspot", "hubspot-v2", "forms"])
+    parser.add_argument("--url", help="the URL called (hubspot signs it)")
     parser.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     parser.add_argument("--event", help="a Lambda HTTP event file to sign and print")
     args = parser.parse_args()
@@ -47,6 +61,10 @@ def main() -> int:
         body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
     else:
         body = sys.stdin.buffer.read()
+    if args.scheme in FORM_TOOLS:
+        for name, value in form_tool_headers(args.scheme, secret.encode("utf-8"), body, args.timestamp, args.url or ""):
+            print(f"{name}: {value}")
+        return 0
     signature = sign(args.scheme, secret.encode("utf-8"), body, args.timestamp)
     if event is None:
         print(signature)
@@ -66,6 +84,34 @@ def sign(scheme: str, key: bytes, body: bytes, timestamp) -> str:
         digest = hmac.new(key, ts.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
         return f"t={ts},v1={digest}"
     return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+FORM_TOOLS = {"typeform", "tally", "webflow", "hubspot", "hubspot-v2", "forms"}
+HUBSPOT_DECODED = ["%3A", "%2F", "%3F", "%40", "%21", "%24", "%27", "%28", "%29", "%2A", "%2C", "%3B"]
+
+
+def form_tool_headers(scheme: str, key: bytes, body: bytes, timestamp, url: str):
+    ms = str((timestamp if timestamp is not None else int(time.time())) * 1000)
+    if scheme == "typeform":
+        digest = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+        return [("Typeform-Signature", "sha256=" + digest)]
+    if scheme == "tally":
+        return [("Tally-Signature", base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode())]
+    if scheme == "webflow":
+        digest = hmac.new(key, ms.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return [("x-webflow-timestamp", ms), ("x-webflow-signature", digest)]
+    if scheme == "hubspot":
+        uri = url
+        for escape in HUBSPOT_DECODED:
+            decoded = bytes.fromhex(escape[1:]).decode()
+            uri = uri.replace(escape, decoded).replace(escape.lower(), decoded)
+        message = b"POST" + uri.encode() + body + ms.encode()
+        digest = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+        return [("X-HubSpot-Request-Timestamp", ms), ("X-HubSpot-Signature-v3", digest)]
+    if scheme == "hubspot-v2":
+        digest = hashlib.sha256(key + b"POST" + url.encode() + body).hexdigest()
+        return [("X-HubSpot-Signature-Version", "v2"), ("X-HubSpot-Signature", digest)]
+    return [("Authorization", "Bearer " + key.decode())]
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-//! Form posts (and Skode `lead.created` data) as anyone may send them. Properties:
+//! Form posts (and every connector's payload) as anyone may send them. Properties:
 //! nothing panics; a refusal names at least one field; an accepted profile keeps the
 //! limits the README promises, and its email is already normalized.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use shared::form::{parse_form, profile_from_skode_lead};
+use shared::config::Env;
+use shared::connectors::{Connectors, Event, Provider};
+use shared::form::parse_form;
+use shared::inbound::Payload;
 use shared::lead::{EmailAddress, LeadProfile};
 
 fn check(profile: &LeadProfile) {
@@ -23,13 +27,15 @@ fn check(profile: &LeadProfile) {
 
 fuzz_target!(|body: &[u8]| {
     match parse_form(body) {
-        Ok(profile) => check(&profile),
+        Ok(form) => check(&form.profile),
         Err(errors) => assert!(!errors.0.is_empty()),
     }
-    if let Ok(Value::Object(data)) = serde_json::from_slice::<Value>(body) {
-        match profile_from_skode_lead(&data) {
-            Ok(profile) => check(&profile),
-            Err(errors) => assert!(!errors.0.is_empty()),
+    static CONNECTORS: OnceLock<Connectors> = OnceLock::new();
+    let connectors = CONNECTORS.get_or_init(|| Connectors::from_env(&Env::empty()).unwrap());
+    let payload = Payload::from_body(body);
+    for provider in Provider::all() {
+        if let Ok(Event::Form(form)) = connectors.parse(provider, &payload).event {
+            check(&form.profile);
         }
     }
 });

@@ -18,7 +18,7 @@ use shared::signature::{TimestampedSignature, WebhookSecret};
 use tokio::sync::oneshot;
 
 use crate::cold::Stats;
-use recovery::stack::{LOCAL_DEFAULTS, Options, Stack};
+use recovery::stack::{Options, Stack, local_defaults};
 
 /// How much load, and for how long at most.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ impl Server {
                         // No sandbox: nothing else runs on this core.
                         ("SKIPUP_BASE_URL", "http://127.0.0.1:9/api/v1"),
                     ])
-                    .with_defaults(LOCAL_DEFAULTS),
+                    .with_defaults(local_defaults()),
                     sandbox: Default::default(),
                     retry_scale: 1.0,
                     workers: 0,

@@ -58,6 +58,8 @@ pub struct Candidate {
     /// The CSV line, when from a file.
     pub line: Option<u64>,
     pub lead: Lead,
+    /// Fields of the row cut or dropped (the lead is kept all the same).
+    pub warnings: Vec<String>,
 }
 
 /// What the CSV held: leads to consider, rows skipped as booked, rows refused.
@@ -126,9 +128,10 @@ pub fn parse_csv(input: impl std::io::Read, now: DateTime<Utc>) -> anyhow::Resul
             continue;
         }
         match row_to_lead(&fields, now) {
-            Ok(lead) => leads.candidates.push(Candidate {
+            Ok((lead, warnings)) => leads.candidates.push(Candidate {
                 line: Some(line),
                 lead,
+                warnings,
             }),
             Err(reason) => leads.bad.push(BadRow { line, reason }),
         }
@@ -146,7 +149,10 @@ fn is_booked(fields: &BTreeMap<&str, &str>) -> bool {
         })
 }
 
-fn row_to_lead(fields: &BTreeMap<&str, &str>, now: DateTime<Utc>) -> Result<Lead, String> {
+fn row_to_lead(
+    fields: &BTreeMap<&str, &str>,
+    now: DateTime<Utc>,
+) -> Result<(Lead, Vec<String>), String> {
     let submitted_at = parse_time(fields.get(SUBMITTED_AT).copied().unwrap_or(""))?;
     if submitted_at > now {
         return Err(format!("{SUBMITTED_AT} is in the future"));
@@ -163,7 +169,7 @@ fn row_to_lead(fields: &BTreeMap<&str, &str>, now: DateTime<Utc>) -> Result<Lead
     form.entry("source")
         .or_insert_with(|| Value::String("backfill".into()));
     let body = serde_json::to_vec(&form).expect("a map serializes");
-    let profile = parse_form(&body).map_err(|errors| {
+    let submission = parse_form(&body).map_err(|errors| {
         errors
             .0
             .iter()
@@ -172,7 +178,15 @@ fn row_to_lead(fields: &BTreeMap<&str, &str>, now: DateTime<Utc>) -> Result<Lead
             .join("; ")
     })?;
     // Due at once: the check may run as soon as the lead exists.
-    Ok(Lead::new(profile, submitted_at, chrono::Duration::zero()))
+    let warnings = submission
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok((
+        Lead::new(submission.profile, submitted_at, chrono::Duration::zero()),
+        warnings,
+    ))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -209,7 +223,11 @@ pub async fn from_table(
     Ok(leads
         .into_iter()
         .filter(|lead| lead.status == LeadStatus::Submitted)
-        .map(|lead| Candidate { line: None, lead })
+        .map(|lead| Candidate {
+            line: None,
+            lead,
+            warnings: Vec::new(),
+        })
         .collect())
 }
 
@@ -521,8 +539,13 @@ impl Backfill {
             source: "backfill".into(),
             status: Some(LeadStatus::Submitted),
             detail: format!(
-                "backfilled from CSV line {line} on {}",
-                now.format("%Y-%m-%d")
+                "backfilled from CSV line {line} on {}{}",
+                now.format("%Y-%m-%d"),
+                candidate
+                    .warnings
+                    .iter()
+                    .map(|w| format!("; note: {w}"))
+                    .collect::<String>()
             ),
         };
         match self.store.create_lead(lead, &entry, resubmit_window).await {
@@ -593,14 +616,13 @@ mod tests {
             .iter()
             .map(|b| (b.line, b.reason.as_str()))
             .collect();
-        assert_eq!(lines.len(), 4, "{lines:?}");
+        // A row without a name is a lead all the same (only the email is required).
+        assert_eq!(lines.len(), 3, "{lines:?}");
         assert_eq!(lines[0].0, 5);
         assert!(lines[0].1.contains("email"), "{lines:?}");
-        assert_eq!(lines[1].0, 6);
-        assert!(lines[1].1.contains("name"), "{lines:?}");
-        assert_eq!(lines[2].0, 7);
-        assert!(lines[2].1.contains("not a date"), "{lines:?}");
-        assert_eq!(lines[3], (8, "submitted_at is in the future"));
+        assert_eq!(lines[1].0, 7);
+        assert!(lines[1].1.contains("not a date"), "{lines:?}");
+        assert_eq!(lines[2], (8, "submitted_at is in the future"));
         let candidates: Vec<(Option<u64>, &str, String)> = leads
             .candidates
             .iter()
@@ -620,8 +642,13 @@ mod tests {
                     "Dana Ruiz",
                     "2026-11-20T09:30:00+00:00".to_string()
                 ),
+                (Some(6), "kim", "2026-11-19T10:00:00+00:00".to_string()),
                 (Some(9), "Ann, Jr.", "2026-11-21T06:00:00+00:00".to_string()),
             ]
+        );
+        assert_eq!(
+            leads.candidates[1].warnings,
+            ["name is missing: the address stands in for it"]
         );
         let dana = &leads.candidates[0].lead;
         assert_eq!(

@@ -16,7 +16,7 @@ use shared::report::Funnel;
 use skipup_sandbox::{ConversationConfig, SandboxConfig};
 
 use crate::simulate::{Sender, send};
-use crate::stack::{LOCAL_DEFAULTS, Options, Stack, first_secret};
+use crate::stack::{Options, Stack, first_secret, local_defaults};
 
 /// How long the demo waits for every outcome.
 const LIMIT: Duration = Duration::from_secs(50);
@@ -81,8 +81,8 @@ const PROSPECTS: [Prospect; 8] = [
 
 /// The demo's settings over the process environment: a 2-second recovery delay.
 pub fn options(port: u16) -> Options {
-    let mut defaults: HashMap<&str, &str> = LOCAL_DEFAULTS.into_iter().collect();
-    defaults.insert("RECOVERY_DELAY_SECONDS", "2");
+    let mut defaults: HashMap<&str, String> = local_defaults().into_iter().collect();
+    defaults.insert("RECOVERY_DELAY_SECONDS", "2".into());
     Options {
         port,
         env: Env::process().with_defaults(defaults),
@@ -131,6 +131,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             send(&http, sender, &url, &secret, &bytes).await
         }
     };
+    let tool = |name: &str| -> Sender { name.parse().expect("a connector") };
 
     println!("== prospects submit the demo form");
     let mut names = HashMap::new();
@@ -166,24 +167,41 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             }
         }
     }
-    let mut skode = Sender::Skode.sample();
+    let mut skode = Sender::SKODE.sample_json();
     skode["id"] = json!("evt_demo_skode_1");
-    let (status, _) = deliver(Sender::Skode, "/webhooks/skode", skode).await?;
+    let (status, _) = deliver(Sender::SKODE, "/webhooks/skode", skode).await?;
     println!("  Skode lead.created {status}  Priya Natarajan (Globex) enters through the CRM");
+    // The form tools' own webhooks, signed as each tool signs (their fixtures).
+    for (name, who) in [
+        ("typeform", "Taylor Nguyen (Soylent) answers a Typeform"),
+        ("tally", "Jordan Ellis (Tyrell) answers a Tally form"),
+    ] {
+        let sender = tool(name);
+        let route: &'static str = if name == "typeform" {
+            "/webhooks/typeform"
+        } else {
+            "/webhooks/tally"
+        };
+        let (status, _) = deliver(sender, route, sender.sample_json()).await?;
+        println!("  {name} form response {status}  {who}");
+        if status != 200 {
+            bail!("the {name} delivery was refused");
+        }
+    }
 
     println!("\n== two prospects book on their own before the check");
     let own = json!({ "id": "evt_demo_own_1", "type": "meeting_request.booked",
         "data": { "id": "mr_OWNLINK0000000000000001", "participant_emails": [PROSPECTS[6].email], "status": "booked" } });
-    let (status, _) = deliver(Sender::Skipup, "/webhooks/skipup", own).await?;
+    let (status, _) = deliver(Sender::SKIPUP, "/webhooks/skipup", own).await?;
     println!("  SkipUp booked {status}  Jamie Fox booked through the rep's own scheduling link");
     let updated = json!({ "id": "evt_demo_skode_2", "event": "lead.updated",
         "data": { "id": "lead_cm0042", "email": PROSPECTS[7].email, "status": "meeting_booked" } });
-    let (status, _) = deliver(Sender::Skode, "/webhooks/skode", updated).await?;
+    let (status, _) = deliver(Sender::SKODE, "/webhooks/skode", updated).await?;
     println!("  Skode lead.updated {status}  Casey Moore marked meeting_booked in the CRM");
     let (status, _) = deliver(
-        Sender::Skipcalls,
+        Sender::SKIPCALLS,
         "/webhooks/skipcalls",
-        Sender::Skipcalls.sample(),
+        Sender::SKIPCALLS.sample_json(),
     )
     .await?;
     println!("  SkipCalls CALL_COMPLETED {status}  a call with Dana Ruiz");

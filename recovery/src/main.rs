@@ -144,13 +144,15 @@ enum Command {
     },
     /// Send a correctly signed sample delivery to URL and print the answer.
     Simulate {
+        /// `form` (POST /forms), or a connector: skipup, skipcalls, skode, typeform,
+        /// tally, webflow, hubspot, forms.
         sender: Sender,
         url: String,
         /// The signing secret (default: the first of the sender's *_WEBHOOK_SECRETS,
         /// else the local stack's).
         #[arg(long)]
         secret: Option<String>,
-        /// Send this JSON file instead of the built-in sample.
+        /// Send this file's bytes instead of the built-in sample.
         #[arg(long)]
         event: Option<std::path::PathBuf>,
         /// Set the event type of the sample (SkipUp: e.g. meeting_request.cancelled).
@@ -328,27 +330,28 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             event_type,
         } => {
             let mut body = match event {
-                Some(path) => serde_json::from_slice(
-                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                )
-                .with_context(|| format!("{} is not JSON", path.display()))?,
+                Some(path) => {
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+                }
                 None => sender.sample(),
             };
             if let Some(event_type) = event_type {
-                let field = if sender == Sender::Skipup {
+                let mut json: serde_json::Value =
+                    serde_json::from_slice(&body).context("--type needs a JSON body")?;
+                let field = if sender == Sender::SKIPUP {
                     "type"
                 } else {
                     "event"
                 };
-                body[field] = serde_json::Value::String(event_type);
+                json[field] = serde_json::Value::String(event_type);
+                body = serde_json::to_vec(&json)?;
             }
-            let env = Env::process().with_defaults(stack::LOCAL_DEFAULTS);
+            let env = Env::process().with_defaults(stack::local_defaults());
             let secret = secret
                 .or_else(|| first_secret(&env, sender.secret_variable()))
                 .context("no signing secret")?;
-            let bytes = serde_json::to_vec(&body)?;
             let (status, answer) =
-                send(&reqwest::Client::new(), sender, &url, &secret, &bytes).await?;
+                send(&reqwest::Client::new(), sender, &url, &secret, &body).await?;
             println!("{status} {answer}");
             Ok(if (200..300).contains(&status) {
                 ExitCode::SUCCESS

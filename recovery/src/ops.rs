@@ -16,7 +16,7 @@ use shared::handlers::webhook_health::{HealthReport, check};
 use shared::ports::SkipUpApi;
 use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, WebhookEndpoint};
 
-use crate::stack::LOCAL_DEFAULTS;
+use crate::stack::local_defaults;
 
 /// The two queues whose dead letters an operator handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,7 +75,7 @@ impl Target {
             None => load_env(&sdk).await.context("reading SECRETS_ARN")?,
         };
         if local {
-            env = env.with_defaults(LOCAL_DEFAULTS);
+            env = env.with_defaults(local_defaults());
         }
         Ok(Self { env, sdk, local })
     }

@@ -1,6 +1,7 @@
 //! The whole pipeline in one process on one port: the Lambda functions' handlers
-//! behind `POST /forms` and `POST /webhooks/{provider}`, the two queue consumers
-//! running in-process, and the local-only `GET /leads/{lead_id}` and `GET /report`.
+//! behind `POST /forms` and `POST /webhooks/{connector}` (every connector of
+//! `shared::connectors::ALL`), the two queue consumers running in-process, and the
+//! local-only `GET /leads/{lead_id}`, `GET /leads?email=ADDRESS` and `GET /report`.
 //! Leads and queues are in memory by default, or DynamoDB and SQS when
 //! `AWS_ENDPOINT_URL` (an emulator such as `moto_server`) or `LEADS_TABLE` (real AWS)
 //! is set. SkipUp is an embedded sandbox unless `SKIPUP_BASE_URL` points elsewhere.
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http::StatusCode;
@@ -39,15 +40,31 @@ use crate::inbox::{Inbox, LocalQueue, ScaledRedelivery, SqsInbox, consume};
 
 /// What the local stack uses where the environment is silent. The secrets are
 /// well-known local values: never use them for a deployed stack.
-pub const LOCAL_DEFAULTS: [(&str, &str); 7] = [
+const FIXED_DEFAULTS: [(&str, &str); 5] = [
     ("SKIPUP_API_KEY", "sk_test_sandbox"),
     ("SKIPUP_WEBHOOK_SECRETS", "whsec_sandbox"),
-    ("SKIPCALLS_WEBHOOK_SECRETS", "whsec_local_skipcalls"),
-    ("SKODE_WEBHOOK_SECRETS", "whsec_local_skode"),
     ("FORM_WEBHOOK_SECRETS", "whsec_local_forms"),
     ("DEFAULT_ORGANIZER_EMAIL", "owner@vendor.example"),
     ("RECOVERY_DELAY_SECONDS", "10"),
 ];
+
+/// [`FIXED_DEFAULTS`], and `whsec_local_{name}` for every other connector's secrets
+/// (`whsec_local_typeform` in `TYPEFORM_WEBHOOK_SECRETS`, ...).
+pub fn local_defaults() -> Vec<(&'static str, String)> {
+    let mut defaults: Vec<(&'static str, String)> = FIXED_DEFAULTS
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    for connector in shared::connectors::ALL {
+        if !defaults.iter().any(|(k, _)| *k == connector.secrets_var()) {
+            defaults.push((
+                connector.secrets_var(),
+                format!("whsec_local_{}", connector.name()),
+            ));
+        }
+    }
+    defaults
+}
 
 /// How to run the stack.
 pub struct Options {
@@ -66,11 +83,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// The process environment over [`LOCAL_DEFAULTS`].
+    /// The process environment over [`local_defaults`].
     pub fn from_process(port: u16) -> Self {
         Self {
             port,
-            env: Env::process().with_defaults(LOCAL_DEFAULTS),
+            env: Env::process().with_defaults(local_defaults()),
             sandbox: SandboxConfig::default(),
             retry_scale: 30.0,
             workers: 4,
@@ -340,6 +357,7 @@ impl Stack {
         let router = Router::new()
             .route(form_intake::ROUTE, any(forms))
             .route("/webhooks/{provider}", any(webhooks))
+            .route("/leads", get(leads_by_email))
             .route("/leads/{lead_id}", get(lead))
             .route("/report", get(report))
             .with_state(app);
@@ -504,6 +522,38 @@ async fn lead(State(app): State<Arc<App>>, Path(lead_id): Path<String>) -> Respo
     };
     match app.store.timeline(&id).await {
         Ok(timeline) => axum::Json(json!({ "lead": lead, "timeline": timeline })).into_response(),
+        Err(error) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+        ),
+    }
+}
+
+/// `GET /leads?email=ADDRESS`: that address's leads, newest first, however they came in.
+async fn leads_by_email(
+    State(app): State<Arc<App>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(email) = query
+        .get("email")
+        .and_then(|e| shared::lead::EmailAddress::parse(e).ok())
+    else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_email",
+            "give the address as ?email=ADDRESS".into(),
+        );
+    };
+    match app.listing.list_leads().await {
+        Ok(leads) => {
+            let mut found: Vec<Lead> = leads
+                .into_iter()
+                .filter(|lead| lead.profile.email == email)
+                .collect();
+            found.sort_by_key(|lead| std::cmp::Reverse(lead.submitted_at));
+            axum::Json(json!({ "leads": found })).into_response()
+        }
         Err(error) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -233,7 +233,9 @@ async fn over_the_limit_a_backfill_backs_off_on_429_and_still_sends_each_once() 
 /// A lead as a form post of `email` at `submitted_at` would make, due `delay` later.
 fn lead(email: &str, submitted_at: &str, delay: chrono::TimeDelta) -> shared::lead::Lead {
     let body = serde_json::json!({ "email": email, "name": "Someone" });
-    let profile = shared::form::parse_form(body.to_string().as_bytes()).unwrap();
+    let profile = shared::form::parse_form(body.to_string().as_bytes())
+        .unwrap()
+        .profile;
     shared::lead::Lead::new(profile, submitted_at.parse().unwrap(), delay)
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use recovery::simulate::{Sender, send};
-use recovery::stack::{LOCAL_DEFAULTS, Options, Stack};
+use recovery::stack::{Options, Stack, local_defaults};
 use serde_json::json;
 use shared::config::Env;
 use shared::lead::{Lead, LeadStatus};
@@ -30,7 +30,7 @@ const TRACK: [LeadStatus; 5] = [
 const PATIENCE: Duration = Duration::from_secs(180);
 
 fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Options {
-    let mut pairs: Vec<(String, String)> = LOCAL_DEFAULTS
+    let mut pairs: Vec<(String, String)> = local_defaults()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();

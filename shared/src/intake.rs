@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::lead::{Lead, LeadProfile, LeadStatus, TimelineEntry};
+use crate::connectors::FormSubmission;
+use crate::lead::{Lead, LeadStatus, TimelineEntry};
 use crate::ports::{Clock, CreateOutcome, LeadStore, Queue, QueueError, StoreError};
 use crate::recovery::CheckMessage;
 
@@ -59,21 +60,33 @@ pub enum IntakeError {
 /// Records the lead (unless it is a duplicate) and schedules its check. A lead whose
 /// check could not be scheduled earlier (the queue was down) is scheduled now, so a
 /// retried submission repairs it instead of being dropped as a duplicate.
+///
+/// The submission's warnings (fields cut or dropped) go on the lead's first timeline
+/// entry, and into the log by field name only.
 pub async fn submit(
     deps: &IntakeDeps,
-    profile: LeadProfile,
+    submission: FormSubmission,
     event_id: &str,
     source: &str,
 ) -> Result<IntakeOutcome, IntakeError> {
     let now = deps.clock.now();
+    let FormSubmission { profile, warnings } = submission;
     let lead = Lead::new(profile, now, deps.settings.delay);
+    if !warnings.is_empty() {
+        let fields: Vec<&str> = warnings.iter().map(|w| w.field.as_str()).collect();
+        tracing::warn!(lead_id = %lead.id, ?fields, source, "submission kept with fields cut or dropped");
+    }
+    let notes = warnings
+        .iter()
+        .map(|w| format!("; note: {w}"))
+        .collect::<String>();
     let entry = TimelineEntry {
         at: lead.submitted_at,
         event_id: event_id.to_string(),
         source: source.to_string(),
         status: Some(LeadStatus::Submitted),
         detail: format!(
-            "submitted; recovery check due at {}",
+            "submitted; recovery check due at {}{notes}",
             lead.due_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),

@@ -32,7 +32,12 @@ impl WebhookSecret {
         Ok(Self(SecretSlice::from(secret.as_bytes().to_vec())))
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    /// The secret as configured, for a scheme that sends it as it is (a bearer token).
+    pub(crate) fn expose_for_header(&self) -> String {
+        String::from_utf8_lossy(self.0.expose_secret()).into_owned()
+    }
+
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = HmacSha256::new_from_slice(self.0.expose_secret())
             .expect("HMAC takes keys of any length");
         for part in parts {
@@ -87,13 +92,27 @@ impl SecretSet {
 
     /// True when some secret's MAC over `parts` equals some candidate. Every comparison
     /// is constant time; stopping after a match only reveals that one matched.
-    fn any_matches(&self, parts: &[&[u8]], candidates: &[[u8; 32]]) -> bool {
+    pub(crate) fn any_mac_matches(&self, parts: &[&[u8]], candidates: &[[u8; 32]]) -> bool {
         self.0.iter().any(|secret| {
             let expected = secret.mac(parts);
             candidates
                 .iter()
                 .any(|candidate| bool::from(expected.ct_eq(candidate)))
         })
+    }
+}
+
+impl SecretSet {
+    /// True when `digest` of some secret's bytes equals `candidate`, compared in
+    /// constant time (schemes that hash the secret itself: HubSpot v2, bearer tokens).
+    pub(crate) fn any_keyed_digest_matches(
+        &self,
+        candidate: &[u8; 32],
+        digest: impl Fn(&[u8]) -> [u8; 32],
+    ) -> bool {
+        self.0
+            .iter()
+            .any(|secret| bool::from(digest(secret.0.expose_secret()).ct_eq(candidate)))
     }
 }
 
@@ -107,6 +126,8 @@ pub enum SignatureError {
     MalformedHeader(&'static str),
     #[error("signature digest is not a {HEX_DIGEST_LEN}-character hex string")]
     MalformedDigest,
+    #[error("signature digest is not a base64-encoded SHA-256 digest")]
+    MalformedBase64Digest,
     #[error("signature timestamp is older than the tolerance window")]
     TooOld,
     #[error("signature timestamp is further in the future than the tolerance window")]
@@ -119,7 +140,7 @@ pub enum SignatureError {
 
 /// Decodes one hex digest; anything but exactly 64 hex digits (either case) is refused,
 /// which rules out the empty `v1=` that compared equal in a peer library.
-fn parse_hex_digest(text: &str) -> Result<[u8; 32], SignatureError> {
+pub(crate) fn parse_hex_digest(text: &str) -> Result<[u8; 32], SignatureError> {
     if text.len() != HEX_DIGEST_LEN {
         return Err(SignatureError::MalformedDigest);
     }
@@ -128,7 +149,7 @@ fn parse_hex_digest(text: &str) -> Result<[u8; 32], SignatureError> {
     Ok(digest)
 }
 
-fn header_text(header: Option<&[u8]>) -> Result<&str, SignatureError> {
+pub(crate) fn header_text(header: Option<&[u8]>) -> Result<&str, SignatureError> {
     let raw = header.ok_or(SignatureError::MissingHeader)?;
     let text = std::str::from_utf8(raw)
         .map_err(|_| SignatureError::MalformedHeader("not ASCII"))?
@@ -137,6 +158,90 @@ fn header_text(header: Option<&[u8]>) -> Result<&str, SignatureError> {
         return Err(SignatureError::MissingHeader);
     }
     Ok(text)
+}
+
+/// Decodes one standard-base64 digest: exactly 44 characters for 32 bytes.
+pub(crate) fn parse_base64_digest(text: &str) -> Result<[u8; 32], SignatureError> {
+    use base64::Engine;
+    if text.len() != 44 {
+        return Err(SignatureError::MalformedBase64Digest);
+    }
+    let mut digest = [0u8; 32];
+    match base64::engine::general_purpose::STANDARD.decode_slice(text, &mut digest) {
+        Ok(32) => Ok(digest),
+        _ => Err(SignatureError::MalformedBase64Digest),
+    }
+}
+
+/// Base64 HMAC-SHA256 of the raw body in one header, optionally behind a prefix, no
+/// timestamp: Typeform (`Typeform-Signature: sha256=<base64>`) and Tally
+/// (`Tally-Signature: <base64>`, where a hex digest is accepted too since the
+/// encoding is only third-party knowledge).
+#[derive(Debug)]
+pub struct Base64BodySignature {
+    secrets: SecretSet,
+    header: &'static str,
+    prefix: Option<&'static str>,
+    accepts_hex: bool,
+}
+
+impl Base64BodySignature {
+    pub fn new(secrets: SecretSet, header: &'static str, prefix: Option<&'static str>) -> Self {
+        Self {
+            secrets,
+            header,
+            prefix,
+            accepts_hex: false,
+        }
+    }
+
+    /// Also accept a 64-character hex digest.
+    pub fn accepting_hex(mut self) -> Self {
+        self.accepts_hex = true;
+        self
+    }
+
+    pub fn header(&self) -> &'static str {
+        self.header
+    }
+
+    /// The base64 digest (without any prefix).
+    pub fn sign(secret: &WebhookSecret, body: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(secret.mac(&[body]))
+    }
+
+    pub fn secrets(&self) -> &SecretSet {
+        &self.secrets
+    }
+
+    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
+        if self.secrets.is_empty() {
+            return Err(SignatureError::NoSecrets);
+        }
+        let text = header_text(header)?;
+        let digest_text = match self.prefix {
+            None => text,
+            Some(prefix) => match text.get(..prefix.len()) {
+                Some(p) if p.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
+                _ => {
+                    return Err(SignatureError::MalformedHeader(
+                        "missing the sha256= prefix",
+                    ));
+                }
+            },
+        };
+        let digest = if self.accepts_hex && digest_text.len() == HEX_DIGEST_LEN {
+            parse_hex_digest(digest_text)?
+        } else {
+            parse_base64_digest(digest_text)?
+        };
+        if self.secrets.any_mac_matches(&[body], &[digest]) {
+            Ok(())
+        } else {
+            Err(SignatureError::NoMatch)
+        }
+    }
 }
 
 /// `X-Webhook-Signature: t={unix seconds},v1={hex}[,v1={hex}...]`, HMAC-SHA256 over
@@ -190,7 +295,7 @@ impl TimestampedSignature {
             return Err(SignatureError::TooNew);
         }
         let parts: [&[u8]; 3] = [parsed.timestamp_text.as_bytes(), b".", body];
-        if self.secrets.any_matches(&parts, &parsed.digests) {
+        if self.secrets.any_mac_matches(&parts, &parsed.digests) {
             Ok(())
         } else {
             Err(SignatureError::NoMatch)
@@ -314,7 +419,7 @@ impl BodySignature {
             _ => text,
         };
         let digest = parse_hex_digest(digest_text)?;
-        if self.secrets.any_matches(&[body], &[digest]) {
+        if self.secrets.any_mac_matches(&[body], &[digest]) {
             Ok(())
         } else {
             Err(SignatureError::NoMatch)

@@ -6,6 +6,33 @@ use std::process::{Command, Stdio};
 
 /// Runs the reference signer: `scheme` is `skipup`, `skipcalls` or `skode`.
 pub fn python_sign(scheme: &str, secret: &str, timestamp: Option<i64>, body: &[u8]) -> String {
+    run(scheme, secret, timestamp, None, body)
+}
+
+/// The headers a form tool sends (`typeform`, `tally`, `webflow`, `hubspot`,
+/// `hubspot-v2`, `forms`), signed by the reference signer at `timestamp` (unix
+/// seconds, default now) for a delivery to `url`.
+pub fn python_sign_headers(
+    scheme: &str,
+    secret: &str,
+    timestamp: Option<i64>,
+    url: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    run(scheme, secret, timestamp, Some(url), body)
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+fn run(
+    scheme: &str,
+    secret: &str,
+    timestamp: Option<i64>,
+    url: Option<&str>,
+    body: &[u8],
+) -> String {
     let script = crate::workspace_root().join("scripts/sign_webhook.py");
     let mut command = Command::new("python3");
     command
@@ -16,6 +43,9 @@ pub fn python_sign(scheme: &str, secret: &str, timestamp: Option<i64>, body: &[u
         .stdout(Stdio::piped());
     if let Some(ts) = timestamp {
         command.arg("--timestamp").arg(ts.to_string());
+    }
+    if let Some(url) = url {
+        command.arg("--url").arg(url);
     }
     let mut child = command.spawn().expect("python3 runs the reference signer");
     child

@@ -10,8 +10,10 @@ use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use shared::adapters::fakes::ManualClock;
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
-use shared::form::profile_from_skode_lead;
+use shared::config::Env;
+use shared::connectors::{Connectors, Event, Provider};
 use shared::handlers::form_intake::{FormDeps, handle};
+use shared::inbound::Payload;
 use shared::intake::{IntakeDeps, IntakeOutcome, IntakeSettings, submit};
 use shared::lead::{LeadId, LeadStatus};
 use shared::ports::{Clock, LeadStore, Queue, QueueError, QueueMessage};
@@ -176,7 +178,7 @@ async fn after_the_window_the_same_person_is_a_new_lead() {
 }
 
 #[tokio::test]
-async fn invalid_fields_are_listed_with_a_400() {
+async fn only_an_invalid_email_is_refused_with_a_400() {
     let w = world();
     let body = json!({"email": "dana@", "timezone": "Nowhere/City", "answers": "none"});
     let (status, answer) = send(&w, &event(&w, &body, SECRET)).await;
@@ -188,8 +190,44 @@ async fn invalid_fields_are_listed_with_a_400() {
         .iter()
         .map(|f| f["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["email", "name", "timezone", "answers"]);
+    assert_eq!(fields, ["email"]);
     assert!(w.store.all_leads().is_empty());
+}
+
+#[tokio::test]
+async fn a_long_answer_an_odd_time_zone_and_phone_are_kept_with_warnings_on_the_timeline() {
+    let w = world();
+    let body = json!({"email": "dana@northwind.example", "name": "Dana", "timezone": "PST",
+        "phone": "call me", "answers": {"What do you need?": "x".repeat(7_000)}});
+    let (status, answer) = send(&w, &event(&w, &body, SECRET)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let warned: Vec<&str> = answer["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warned,
+        ["phone", "timezone", "answer \"What do you need?\""]
+    );
+    let lead = &w.store.all_leads()[0];
+    assert_eq!(lead.profile.timezone, None);
+    assert_eq!(lead.profile.answers[0].1.chars().count(), 2_000);
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    let detail = &timeline[0].detail;
+    assert!(
+        detail.contains("note: timezone \"PST\" dropped"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("note: phone \"call me\" dropped"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("cut to 2000 characters (it had 7000)"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -267,12 +305,16 @@ async fn a_skode_lead_created_starts_the_same_intake_once() {
         "../../../shared/fixtures/payloads/skode-lead-created.json"
     ))
     .unwrap();
-    let profile = profile_from_skode_lead(payload["data"].as_object().unwrap()).unwrap();
-    let first = submit(&w.deps.intake, profile.clone(), "skode:evt_5d1b0c", "skode")
+    let connectors = Connectors::from_env(&Env::empty()).unwrap();
+    let parsed = connectors.parse(Provider::SKODE, &Payload::Json(payload));
+    let Ok(Event::Form(form)) = parsed.event else {
+        panic!("a form submission");
+    };
+    let first = submit(&w.deps.intake, (*form).clone(), "skode:evt_5d1b0c", "skode")
         .await
         .unwrap();
     assert!(matches!(first, IntakeOutcome::Scheduled(_)));
-    let again = submit(&w.deps.intake, profile, "skode:evt_5d1b0c", "skode")
+    let again = submit(&w.deps.intake, *form, "skode:evt_5d1b0c", "skode")
         .await
         .unwrap();
     assert!(matches!(again, IntakeOutcome::Duplicate(_)));

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
 use testkit::lambda::{FunctionProcess, Outcome, RuntimeApi};
 use testkit::moto::{free_port, moto};
-use testkit::sign::python_sign;
+use testkit::sign::{python_sign, python_sign_headers};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_webhook-ingest");
 const TEMPLATE: &str = include_str!("fixtures/apigw-v2-skipup-booked.json");
@@ -280,4 +280,37 @@ async fn a_missing_queue_url_stops_the_cold_start_with_its_name() {
         "{}",
         function.logs()
     );
+}
+
+#[tokio::test]
+async fn the_binary_takes_a_typeform_response_base64_encoded_and_refuses_a_forgery() {
+    const TYPEFORM_BODY: &str =
+        include_str!("../../../shared/fixtures/typeform/form-response.json");
+    const TYPEFORM_SECRET: &str = "whsec_binary_test_typeform";
+    let queue_url = moto().create_fifo_queue("ingest-binary-typeform").await;
+    let runtime = RuntimeApi::start().await;
+    let mut env = secrets_env(&queue_url, moto().endpoint());
+    env.push(("TYPEFORM_WEBHOOK_SECRETS", TYPEFORM_SECRET.to_string()));
+    let _function = FunctionProcess::spawn(Path::new(BINARY), &runtime, &env);
+    let body = TYPEFORM_BODY.as_bytes();
+    let url = "https://abc123.execute-api.us-east-1.amazonaws.com/webhooks/typeform";
+    let event = |secret: &str, base64: bool| {
+        let headers = python_sign_headers("typeform", secret, None, url, body);
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http_event("/webhooks/typeform", body, &headers, base64)
+    };
+    let (status, answer_body) = answer(runtime.invoke(event(TYPEFORM_SECRET, true)).await);
+    assert_eq!(status, 200, "{answer_body}");
+    assert_eq!(answer_body["event_id"], "01JD8ZK4QW3N7XRB5T2M9CFHEA");
+    let (status, _) = answer(runtime.invoke(event("whsec_forged", false)).await);
+    assert_eq!(status, 401);
+    let messages = moto().drain_queue(&queue_url).await;
+    assert_eq!(messages.len(), 1);
+    let queued: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(queued["provider"], "typeform");
+    assert_eq!(queued["recognized"], true);
+    assert_eq!(queued["subject"]["value"], "taylor.nguyen@soylent.example");
 }

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::lead::{EmailAddress, LeadProfile, TimeZoneName};
+
 /// The first non-blank string among `keys`.
 pub(crate) fn text<'a>(object: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
@@ -115,6 +117,478 @@ impl FieldMap {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether the mapping names a field for `target` (which then is not guessed).
+    fn maps(&self, target: Target) -> bool {
+        self.0.iter().any(|(t, _)| *t == target)
+    }
+}
+
+/// What kind of field a form tool says an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Email,
+    Phone,
+    /// A hidden field (set by the page, not typed by the prospect).
+    Hidden,
+    Other,
+}
+
+/// One answer, as a connector read it from its tool's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The question as the prospect saw it (kept under this title).
+    pub title: String,
+    /// Other names the field goes by (id, ref, key), for the mapping.
+    pub aliases: Vec<String>,
+    pub kind: Kind,
+    pub value: String,
+}
+
+impl Answer {
+    pub fn new(title: impl Into<String>, kind: Kind, value: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            aliases: Vec::new(),
+            kind,
+            value: value.into(),
+        }
+    }
+
+    pub fn alias(mut self, name: impl Into<String>) -> Self {
+        self.aliases.push(name.into());
+        self
+    }
+
+    fn names(&self) -> Vec<&str> {
+        std::iter::once(self.title.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// A JSON value as answer text: strings trimmed, lists joined, yes/no for booleans.
+pub(crate) fn answer_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::Bool(b) => Some(if *b { "yes" } else { "no" }.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(answer_text).collect();
+            (!parts.is_empty()).then(|| parts.join(", "))
+        }
+        Value::Object(_) => Some(value.to_string()),
+    }
+}
+
+/// Lowercase words only: `What's your name?` reads `what s your name`.
+fn words(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The field a name reads like, with no mapping configured (connectors.md, section 1).
+fn guess(name: &str) -> Option<Target> {
+    let w = words(name);
+    let is = |options: &[&str]| options.contains(&w.as_str());
+    if is(&[
+        "rep email",
+        "rep_email",
+        "assigned rep email",
+        "assigned_rep_email",
+    ]) || w.replace(' ', "_") == "assigned_rep_email"
+        || w.replace(' ', "_") == "rep_email"
+    {
+        Some(Target::RepEmail)
+    } else if is(&[
+        "email",
+        "e mail",
+        "work email",
+        "email address",
+        "business email",
+        "your email",
+        "work email address",
+        "what s your email",
+        "what is your email",
+    ]) {
+        Some(Target::Email)
+    } else if is(&[
+        "first name",
+        "firstname",
+        "given name",
+        "first",
+        "vorname",
+        "prenom",
+    ]) {
+        Some(Target::FirstName)
+    } else if is(&[
+        "last name",
+        "lastname",
+        "surname",
+        "family name",
+        "last",
+        "nachname",
+    ]) {
+        Some(Target::LastName)
+    } else if is(&[
+        "name",
+        "full name",
+        "fullname",
+        "your name",
+        "what s your name",
+        "what is your name",
+        "contact name",
+    ]) {
+        Some(Target::Name)
+    } else if is(&[
+        "company",
+        "company name",
+        "organization",
+        "organisation",
+        "organization name",
+        "organisation name",
+        "business name",
+        "account name",
+    ]) {
+        Some(Target::Company)
+    } else if is(&[
+        "phone",
+        "phone number",
+        "mobile",
+        "mobile phone",
+        "mobilephone",
+        "telephone",
+        "tel",
+        "work phone",
+        "phone no",
+    ]) {
+        Some(Target::Phone)
+    } else if is(&[
+        "job title",
+        "jobtitle",
+        "title",
+        "role",
+        "job role",
+        "position",
+        "job",
+        "job title role",
+    ]) {
+        Some(Target::Role)
+    } else if is(&[
+        "timezone",
+        "time zone",
+        "tz",
+        "your time zone",
+        "your timezone",
+    ]) {
+        Some(Target::Timezone)
+    } else {
+        None
+    }
+}
+
+/// A submission on its way to a [`LeadProfile`]: the raw text of each field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileDraft {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub role: Option<String>,
+    pub phone: Option<String>,
+    pub timezone: Option<String>,
+    pub rep_email: Option<String>,
+    pub form_id: Option<String>,
+    pub submission_id: Option<String>,
+    pub source: Option<String>,
+    pub skode_lead_id: Option<String>,
+    /// Question and answer, in the order sent.
+    pub answers: Vec<(String, String)>,
+    /// Problems met before [`ProfileDraft::finish`] (a field of the wrong type).
+    pub warnings: Vec<Warning>,
+}
+
+/// Something in a submission that could not be kept as sent. The lead is recorded all
+/// the same; the warning goes on its timeline (the log names the field only).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    pub field: String,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.field, self.message)
+    }
+}
+
+/// Why a submission cannot start a lead: its email is missing or not an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("email {0}")]
+pub struct NoEmail(pub &'static str);
+
+/// Longest name, company or job title kept.
+pub const MAX_TEXT: usize = 200;
+/// Most answers kept.
+pub const MAX_ANSWERS: usize = 50;
+/// Longest answer kept (SkipUp's context has room for a few of these).
+pub const MAX_ANSWER: usize = 2_000;
+
+impl ProfileDraft {
+    /// Sorts a form tool's answers into the profile: the explicit mapping first, then
+    /// the first email-typed field, then fields whose names read like a profile field;
+    /// every other answer is kept under its question's title.
+    pub fn from_answers(answers: Vec<Answer>, map: &FieldMap) -> Self {
+        let mut draft = Self::default();
+        let typed_email = !map.maps(Target::Email) && answers.iter().any(|a| a.kind == Kind::Email);
+        for answer in answers {
+            let names = answer.names();
+            let target = map.target_of(&names).or_else(|| {
+                if answer.kind == Kind::Email && typed_email {
+                    return Some(Target::Email);
+                }
+                let guessed = names.iter().find_map(|n| guess(n))?;
+                // A mapped or email-typed field wins over one that only reads like one.
+                let typed = guessed == Target::Email && typed_email;
+                (!map.maps(guessed) && !typed).then_some(guessed)
+            });
+            let target = target.or((answer.kind == Kind::Phone).then_some(Target::Phone));
+            match target.map(|t| draft.slot(t)) {
+                Some(slot) if slot.is_none() => *slot = Some(answer.value),
+                _ => draft.answers.push((answer.title, answer.value)),
+            }
+        }
+        draft
+    }
+
+    fn slot(&mut self, target: Target) -> &mut Option<String> {
+        match target {
+            Target::Email => &mut self.email,
+            Target::Name => &mut self.name,
+            Target::FirstName => &mut self.first_name,
+            Target::LastName => &mut self.last_name,
+            Target::Company => &mut self.company,
+            Target::Phone => &mut self.phone,
+            Target::Role => &mut self.role,
+            Target::Timezone => &mut self.timezone,
+            Target::RepEmail => &mut self.rep_email,
+        }
+    }
+
+    /// The profile, with every optional field that cannot be kept as sent cut or
+    /// dropped and a warning saying so. Only the email can refuse the submission.
+    pub fn finish(self) -> Result<super::FormSubmission, NoEmail> {
+        let mut warnings = self.warnings;
+        let email = match self.email.as_deref().map(str::trim) {
+            None | Some("") => return Err(NoEmail("is required")),
+            Some(raw) => EmailAddress::parse(raw).map_err(NoEmail)?,
+        };
+        let mut text = |field: &str, value: Option<String>, max: usize| -> Option<String> {
+            let value = clean(&value?, false);
+            if value.is_empty() {
+                return None;
+            }
+            Some(cut(field, value, max, &mut warnings))
+        };
+        let full_name = text("name", self.name, MAX_TEXT);
+        let first = text("first_name", self.first_name, MAX_TEXT);
+        let last = text("last_name", self.last_name, MAX_TEXT);
+        let company = text("company", self.company, MAX_TEXT);
+        let role = text("job_title", self.role, MAX_TEXT);
+        let form_id = text("form_id", self.form_id, MAX_TEXT);
+        let submission_id = text("submission_id", self.submission_id, MAX_TEXT);
+        let source = text("source", self.source, 100);
+        let phone_text = text("phone", self.phone, MAX_TEXT);
+        let tz_text = text("timezone", self.timezone, MAX_TEXT);
+        let rep_text = text("rep_email", self.rep_email, 254);
+        let mut extra = Vec::new();
+        let name = match (full_name, first, last) {
+            (Some(name), _, _) => name,
+            (None, Some(first), Some(last)) => format!("{first} {last}"),
+            (None, Some(only), None) | (None, None, Some(only)) => only,
+            (None, None, None) => {
+                warnings.push(Warning::new(
+                    "name",
+                    "is missing: the address stands in for it",
+                ));
+                email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        };
+        let phone = phone_text.and_then(|raw| match parse_phone(&raw) {
+            Ok(phone) => Some(phone),
+            Err(reason) => {
+                warnings.push(Warning::new("phone", format!("{raw:?} dropped: {reason}")));
+                extra.push(("Phone".to_string(), raw));
+                None
+            }
+        });
+        let timezone = tz_text.and_then(|raw| match TimeZoneName::parse(&raw) {
+            Ok(tz) => Some(tz),
+            Err(reason) => {
+                warnings.push(Warning::new(
+                    "timezone",
+                    format!("{raw:?} dropped: {reason}"),
+                ));
+                extra.push(("Time zone".to_string(), raw));
+                None
+            }
+        });
+        let assigned_rep_email = rep_text.and_then(|raw| match EmailAddress::parse(&raw) {
+            Ok(rep) => Some(rep),
+            Err(reason) => {
+                warnings.push(Warning::new("rep_email", format!("dropped: {reason}")));
+                None
+            }
+        });
+        let answers = answers(self.answers.into_iter().chain(extra), &mut warnings);
+        Ok(super::FormSubmission {
+            profile: LeadProfile {
+                email,
+                name,
+                company,
+                role,
+                phone,
+                timezone,
+                assigned_rep_email,
+                form_id,
+                submission_id,
+                answers,
+                source,
+                skode_lead_id: self.skode_lead_id,
+            },
+            warnings,
+        })
+    }
+}
+
+/// Control characters become spaces (newlines and tabs too, unless `multiline`).
+fn clean(text: &str, multiline: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' if multiline => c,
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// `value` cut to `max` characters, with a warning when it was longer.
+fn cut(field: &str, value: String, max: usize, warnings: &mut Vec<Warning>) -> String {
+    let length = value.chars().count();
+    if length <= max {
+        return value;
+    }
+    warnings.push(Warning::new(
+        field,
+        format!("cut to {max} characters (it had {length})"),
+    ));
+    value.chars().take(max).collect()
+}
+
+fn answers(
+    pairs: impl Iterator<Item = (String, String)>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    let mut dropped = 0;
+    for (question, answer) in pairs {
+        let question = clean(&question, false);
+        let answer = clean(&answer, true);
+        if answer.is_empty() {
+            continue;
+        }
+        if kept.len() == MAX_ANSWERS {
+            dropped += 1;
+            continue;
+        }
+        let question = if question.is_empty() {
+            "Answer".to_string()
+        } else {
+            cut("question", question, MAX_TEXT, warnings)
+        };
+        let field = format!("answer {question:?}");
+        let answer = cut(&field, answer, MAX_ANSWER, warnings);
+        kept.push((question, answer));
+    }
+    if dropped > 0 {
+        warnings.push(Warning::new(
+            "answers",
+            format!("only the first {MAX_ANSWERS} kept ({dropped} more dropped)"),
+        ));
+    }
+    kept
+}
+
+/// Digits with the usual separators, 6 to 20 digits.
+pub(crate) fn parse_phone(raw: &str) -> Result<String, &'static str> {
+    let digits = raw.chars().filter(char::is_ascii_digit).count();
+    let allowed = raw
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if allowed && (6..=20).contains(&digits) {
+        Ok(raw.to_string())
+    } else {
+        Err("is not a phone number")
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+pub(crate) fn form_urlencoded(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let decode = |part: &str| -> Option<String> {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).ok()
+    };
+    text.trim()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

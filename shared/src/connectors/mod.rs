@@ -18,7 +18,8 @@ use crate::config::{ConfigError, Env};
 use crate::inbound::{Payload, Subject};
 use crate::lead::LeadProfile;
 use crate::signature::{
-    BodySignature, SecretSet, SignatureError, TimestampedSignature, WebhookSecret,
+    Base64BodySignature, BodySignature, SecretSet, SignatureError, TimestampedSignature,
+    WebhookSecret,
 };
 
 pub use fields::FieldMap;
@@ -37,6 +38,10 @@ connectors! {
     skipup::SkipUp,
     skipcalls::SkipCalls,
     skode::Skode,
+    typeform::Typeform,
+    tally::Tally,
+    hubspot::HubSpot,
+    forms::Forms,
 }
 
 /// Everything one outside tool's webhooks need.
@@ -122,6 +127,16 @@ impl Verify for TimestampedSignature {
     }
 }
 
+impl Verify for Base64BodySignature {
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
+        Base64BodySignature::verify(self, delivery.header(self.header()), delivery.body)
+    }
+
+    fn secrets(&self) -> &SecretSet {
+        Base64BodySignature::secrets(self)
+    }
+}
+
 impl Verify for BodySignature {
     fn verify(&self, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
         BodySignature::verify(self, delivery.header(self.header()), delivery.body)
@@ -146,6 +161,15 @@ impl Settings {
             fields: FieldMap::default(),
         }
     }
+
+    /// With the explicit mapping in `{NAME}_FIELD_MAP`, when set.
+    pub(crate) fn with_fields(mut self, env: &Env, var: &'static str) -> Result<Self, ConfigError> {
+        if let Some(text) = env.get(var) {
+            self.fields =
+                FieldMap::parse(&text).map_err(|reason| ConfigError::Invalid { var, reason })?;
+        }
+        Ok(self)
+    }
 }
 
 /// The comma-separated secrets in `var`.
@@ -159,6 +183,15 @@ pub(crate) fn tolerance(env: &Env) -> Result<u64, ConfigError> {
         "WEBHOOK_TOLERANCE_SECONDS",
         crate::signature::DEFAULT_TOLERANCE_SECS,
     )
+}
+
+/// A form tool's submission as an event: the lead, or kept for an operator when it
+/// has no usable email (the one field a lead cannot do without).
+pub(crate) fn form_event(draft: fields::ProfileDraft, tool: &str) -> Result<Event, Unrecognized> {
+    match draft.finish() {
+        Ok(form) => Ok(Event::Form(Box::new(form))),
+        Err(error) => Err(Unrecognized(format!("no usable email ({tool}): {error}"))),
+    }
 }
 
 /// What a connector read from a delivery.
@@ -207,7 +240,7 @@ pub enum Event {
 pub struct FormSubmission {
     pub profile: LeadProfile,
     /// Fields cut or dropped (never a reason to refuse the lead), for its timeline.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<fields::Warning>,
 }
 
 /// A SkipUp `meeting_request.*` event.
@@ -424,14 +457,42 @@ mod tests {
             let payload = Payload::from_body(&sample.body);
             let parsed = connectors.parse(provider, &payload);
             assert!(parsed.event.is_ok(), "{provider}: {:?}", parsed.event);
-            let mut tampered = sample.body.clone();
-            tampered[sample.body.len() / 2] ^= 1;
-            delivery.body = &tampered;
+            let other = WebhookSecret::new("whsec_someone_else").unwrap();
+            let mut forged = HeaderMap::new();
+            for (name, value) in connector.sign(&other, &delivery) {
+                forged.insert(name, value.parse().unwrap());
+            }
+            let forged = Delivery {
+                headers: &forged,
+                ..delivery
+            };
             assert_eq!(
-                settings.verifier.verify(&delivery),
+                settings.verifier.verify(&forged),
                 Err(SignatureError::NoMatch),
                 "{provider}"
             );
+            // Where the scheme signs the body (all but a bearer secret), a changed
+            // body no longer verifies.
+            let mut tampered = sample.body.clone();
+            tampered[sample.body.len() / 2] ^= 1;
+            let signs_body = connector.sign(&secret, &delivery)
+                != connector.sign(
+                    &secret,
+                    &Delivery {
+                        body: &tampered,
+                        ..delivery
+                    },
+                );
+            delivery.body = &tampered;
+            if signs_body {
+                assert_eq!(
+                    settings.verifier.verify(&delivery),
+                    Err(SignatureError::NoMatch),
+                    "{provider}"
+                );
+            } else {
+                assert_eq!(provider.as_str(), "forms");
+            }
         }
     }
 }

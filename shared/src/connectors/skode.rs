@@ -6,10 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::{child, normalize_email, text};
+use super::fields::{ProfileDraft, child, normalize_email, text};
 use super::{
-    Connector, CrmLeadChange, Delivery, Event, FormSubmission, Parsed, Sample, Settings,
-    Unrecognized,
+    Connector, CrmLeadChange, Delivery, Event, Parsed, Sample, Settings, Unrecognized, form_event,
 };
 use crate::config::{ConfigError, Env};
 use crate::inbound::{Payload, Subject};
@@ -55,6 +54,25 @@ impl Connector for Skode {
     }
 }
 
+/// The profile from a `lead.created`'s `data` (`id`, `name`, `email`, `company`,
+/// `phone`, `source`). The Skode lead id stands in for the submission id, so a
+/// redelivered event maps to the same lead.
+fn draft(data: &Map<String, Value>) -> ProfileDraft {
+    let field = |key| text(data, &[key]).map(str::to_owned);
+    let id = field("id");
+    ProfileDraft {
+        email: field("email"),
+        name: field("name"),
+        company: field("company"),
+        phone: field("phone"),
+        source: field("source").or_else(|| Some("skode".into())),
+        form_id: Some("skode".into()),
+        submission_id: id.clone(),
+        skode_lead_id: id,
+        ..ProfileDraft::default()
+    }
+}
+
 fn parse(top: &Map<String, Value>) -> Parsed {
     let event_type = text(top, &["event", "type"]).map(str::to_owned);
     let data = child(top, "data");
@@ -74,14 +92,7 @@ fn parse(top: &Map<String, Value>) -> Parsed {
         (None, None) => Subject::Unknown,
     };
     let event = match (&event_id, event_type.as_deref(), data) {
-        (Some(_), Some("lead.created"), Some(data)) => crate::form::profile_from_skode_lead(data)
-            .map(|profile| {
-                Event::Form(Box::new(FormSubmission {
-                    profile,
-                    warnings: Vec::new(),
-                }))
-            })
-            .map_err(|errors| Unrecognized(format!("Skode lead cannot start a recovery: {errors}"))),
+        (Some(_), Some("lead.created"), Some(data)) => form_event(draft(data), "skode"),
         (Some(_), Some("lead.updated"), Some(data)) => Ok(Event::CrmLead(CrmLeadChange {
             crm_lead_id: lead_id.map(str::to_owned),
             email,
@@ -129,7 +140,14 @@ mod tests {
         let Ok(Event::Form(form)) = parse(top.as_object().unwrap()).event else {
             panic!("a form submission");
         };
+        assert_eq!(form.profile.email.as_str(), "priya.natarajan@globex.example");
         assert_eq!(form.profile.skode_lead_id.as_deref(), Some("lead_7c1e2a"));
+        assert_eq!(form.profile.submission_id.as_deref(), Some("lead_7c1e2a"));
+        assert_eq!(form.profile.source.as_deref(), Some("website_demo_form"));
+        let nameless = serde_json::json!({"id":"evt_2","event":"lead.created","data":{"id":"lead_2","email":"x@y.example"}});
+        assert!(matches!(parse(nameless.as_object().unwrap()).event, Ok(Event::Form(_))));
+        let no_email = serde_json::json!({"id":"evt_3","event":"lead.created","data":{"id":"lead_3","name":"X"}});
+        assert!(parse(no_email.as_object().unwrap()).event.is_err());
     }
 
     #[test]

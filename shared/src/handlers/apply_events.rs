@@ -368,7 +368,7 @@ async fn on_form(
     key: &str,
     form: Box<FormSubmission>,
 ) -> Result<ApplyOutcome, MessageFailure> {
-    let outcome = submit(&deps.intake, form.profile, key, event.provider.as_str())
+    let outcome = submit(&deps.intake, *form, key, event.provider.as_str())
         .await
         .map_err(|e| MessageFailure::after(backoff(1), e))?;
     if matches!(outcome, IntakeOutcome::Scheduled(_)) {

@@ -6,6 +6,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::{error_response, json_response};
+use crate::connectors::fields::Warning;
 use crate::form::{ValidationErrors, parse_form};
 use crate::intake::{IntakeDeps, IntakeError, IntakeOutcome, submit};
 use crate::signature::{SignatureError, TimestampedSignature};
@@ -82,7 +83,7 @@ impl FormError {
 
 pub async fn handle<B: AsRef<[u8]>>(deps: &FormDeps, request: &Request<B>) -> Response<String> {
     match intake(deps, request).await {
-        Ok(outcome) => {
+        Ok((outcome, warnings)) => {
             let lead = outcome.lead();
             let status = match outcome {
                 IntakeOutcome::Scheduled(_) => "scheduled",
@@ -102,6 +103,8 @@ pub async fn handle<B: AsRef<[u8]>>(deps: &FormDeps, request: &Request<B>) -> Re
                     "status": status,
                     "lead_status": lead.status,
                     "due_at": lead.due_at,
+                    // Fields cut or dropped: the lead is recorded all the same.
+                    "warnings": warnings,
                 }),
             )
         }
@@ -122,7 +125,7 @@ pub async fn handle<B: AsRef<[u8]>>(deps: &FormDeps, request: &Request<B>) -> Re
 async fn intake<B: AsRef<[u8]>>(
     deps: &FormDeps,
     request: &Request<B>,
-) -> Result<IntakeOutcome, FormError> {
+) -> Result<(IntakeOutcome, Vec<Warning>), FormError> {
     let path = request.uri().path();
     if path.strip_suffix('/').unwrap_or(path) != ROUTE {
         return Err(FormError::NotFound);
@@ -146,7 +149,8 @@ async fn intake<B: AsRef<[u8]>>(
             SignatureError::NoSecrets => FormError::NotConfigured,
             other => FormError::BadSignature(other),
         })?;
-    let profile = parse_form(body).map_err(FormError::Invalid)?;
+    let submission = parse_form(body).map_err(FormError::Invalid)?;
+    let profile = &submission.profile;
     let event_id = format!(
         "form:{}",
         profile
@@ -154,11 +158,12 @@ async fn intake<B: AsRef<[u8]>>(
             .clone()
             .unwrap_or_else(|| profile.lead_id(deps.intake.clock.now()).to_string())
     );
-    let outcome = submit(&deps.intake, profile, &event_id, "form-intake")
+    let warnings = submission.warnings.clone();
+    let outcome = submit(&deps.intake, submission, &event_id, "form-intake")
         .await
         .map_err(FormError::Unavailable)?;
     if matches!(outcome, IntakeOutcome::Scheduled(_)) {
         crate::metrics::count("form-intake", &[("LeadsSubmitted", 1.0)]);
     }
-    Ok(outcome)
+    Ok((outcome, warnings))
 }

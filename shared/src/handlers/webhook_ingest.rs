@@ -22,12 +22,13 @@ pub struct IngestDeps {
 }
 
 impl IngestDeps {
-    /// Says at start which providers refuse every delivery for lack of a secret.
+    /// Says at start which connectors refuse every delivery for lack of a secret.
     pub fn log_configuration(&self) {
         for provider in Provider::all() {
             let secrets = self.config.secrets(provider).len();
             if secrets == 0 {
-                tracing::error!(
+                // Fail closed; a warning, not an error: a team uses only some tools.
+                tracing::warn!(
                     provider = provider.as_str(),
                     "no webhook secret configured: every delivery from this provider is refused"
                 );
