@@ -42,6 +42,7 @@ connectors! {
     tally::Tally,
     hubspot::HubSpot,
     forms::Forms,
+    webflow::Webflow,
 }
 
 /// Everything one outside tool's webhooks need.
