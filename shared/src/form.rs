@@ -185,7 +185,8 @@ mod tests {
             p.answers,
             vec![
                 ("Phone".to_string(), "call me".to_string()),
-                ("Time zone".to_string(), "PST".to_string())
+                ("Time zone".to_string(), "PST".to_string()),
+                ("Rep email".to_string(), "rep@".to_string())
             ]
         );
     }

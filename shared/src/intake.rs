@@ -73,7 +73,17 @@ pub async fn submit(
     let FormSubmission { profile, warnings } = submission;
     let lead = Lead::new(profile, now, deps.settings.delay);
     if !warnings.is_empty() {
-        let fields: Vec<&str> = warnings.iter().map(|w| w.field.as_str()).collect();
+        // Field names only; an answer's question may be anything the sender chose.
+        let fields: Vec<&str> = warnings
+            .iter()
+            .map(|w| {
+                if w.field.starts_with("answer ") {
+                    "answer"
+                } else {
+                    w.field.as_str()
+                }
+            })
+            .collect();
         tracing::warn!(lead_id = %lead.id, ?fields, source, "submission kept with fields cut or dropped");
     }
     let notes = warnings

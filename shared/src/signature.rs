@@ -160,6 +160,35 @@ pub(crate) fn header_text(header: Option<&[u8]>) -> Result<&str, SignatureError>
     Ok(text)
 }
 
+/// A timestamp header in epoch milliseconds (Webflow, HubSpot v3), checked against
+/// `now_ms` within `tolerance_secs` both ways; returns the text as sent (it is signed).
+pub(crate) fn fresh_millis(
+    header: Option<&[u8]>,
+    now_ms: i64,
+    tolerance_secs: u64,
+) -> Result<&str, SignatureError> {
+    let text = header_text(header)?;
+    if text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SignatureError::MalformedHeader(
+            "timestamp is not epoch milliseconds",
+        ));
+    }
+    let millis: i64 = text
+        .parse()
+        .map_err(|_| SignatureError::MalformedHeader("timestamp is not epoch milliseconds"))?;
+    let tolerance = i64::try_from(tolerance_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let age = now_ms.saturating_sub(millis);
+    if age > tolerance {
+        return Err(SignatureError::TooOld);
+    }
+    if age < tolerance.saturating_neg() {
+        return Err(SignatureError::TooNew);
+    }
+    Ok(text)
+}
+
 /// Decodes one standard-base64 digest: exactly 44 characters for 32 bytes.
 pub(crate) fn parse_base64_digest(text: &str) -> Result<[u8; 32], SignatureError> {
     use base64::Engine;

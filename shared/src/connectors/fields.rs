@@ -202,14 +202,8 @@ fn words(name: &str) -> String {
 fn guess(name: &str) -> Option<Target> {
     let w = words(name);
     let is = |options: &[&str]| options.contains(&w.as_str());
-    if is(&[
-        "rep email",
-        "rep_email",
-        "assigned rep email",
-        "assigned_rep_email",
-    ]) || w.replace(' ', "_") == "assigned_rep_email"
-        || w.replace(' ', "_") == "rep_email"
-    {
+    // `words` has turned `rep_email` into `rep email`.
+    if is(&["rep email", "assigned rep email"]) {
         Some(Target::RepEmail)
     } else if is(&[
         "email",
@@ -277,11 +271,9 @@ fn guess(name: &str) -> Option<Target> {
     } else if is(&[
         "job title",
         "jobtitle",
-        "title",
         "role",
         "job role",
         "position",
-        "job",
         "job title role",
     ]) {
         Some(Target::Role)
@@ -373,7 +365,9 @@ impl ProfileDraft {
                 let typed = guessed == Target::Email && typed_email;
                 (!map.maps(guessed) && !typed).then_some(guessed)
             });
-            let target = target.or((answer.kind == Kind::Phone).then_some(Target::Phone));
+            // A phone-typed field is the phone, unless the mapping names another.
+            let typed_phone = answer.kind == Kind::Phone && !map.maps(Target::Phone);
+            let target = target.or(typed_phone.then_some(Target::Phone));
             match target.map(|t| draft.slot(t)) {
                 Some(slot) if slot.is_none() => *slot = Some(answer.value),
                 _ => draft.answers.push((answer.title, answer.value)),
@@ -424,7 +418,12 @@ impl ProfileDraft {
         let rep_text = text("rep_email", self.rep_email, 254);
         let mut extra = Vec::new();
         let name = match (full_name, first, last) {
-            (Some(name), _, _) => name,
+            (Some(name), first, last) => {
+                // Nothing the prospect typed is lost: the parts go with the answers.
+                extra.extend(first.map(|f| ("First name".to_string(), f)));
+                extra.extend(last.map(|l| ("Last name".to_string(), l)));
+                name
+            }
             (None, Some(first), Some(last)) => format!("{first} {last}"),
             (None, Some(only), None) | (None, None, Some(only)) => only,
             (None, None, None) => {
@@ -463,6 +462,7 @@ impl ProfileDraft {
             Ok(rep) => Some(rep),
             Err(reason) => {
                 warnings.push(Warning::new("rep_email", format!("dropped: {reason}")));
+                extra.push(("Rep email".to_string(), raw));
                 None
             }
         });
@@ -560,35 +560,44 @@ pub(crate) fn parse_phone(raw: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space). A malformed
+/// escape stays as it was sent and invalid UTF-8 is replaced, so one odd value never
+/// costs the submission; `None` only for a body that has no `key=value` pair at all.
 pub(crate) fn form_urlencoded(body: &[u8]) -> Option<Vec<(String, String)>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let decode = |part: &str| -> Option<String> {
+    fn decode(part: &str) -> String {
         let bytes = part.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
         let mut i = 0;
         while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
                 }
-                b => out.push(b),
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
             }
-            i += 1;
         }
-        String::from_utf8(out).ok()
-    };
-    text.trim()
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    let text = String::from_utf8_lossy(body);
+    let pairs: Vec<(String, String)> = text
+        .trim()
         .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((decode(k)?, decode(v)?))
-        })
-        .collect()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    (!pairs.is_empty()).then_some(pairs)
 }
 
 #[cfg(test)]
@@ -609,6 +618,44 @@ mod tests {
         assert!(FieldMap::parse("email").is_err());
         assert!(FieldMap::parse("email=").is_err());
         assert!(FieldMap::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_mapped_phone_wins_over_a_phone_typed_field_and_nothing_typed_is_lost() {
+        let map = FieldMap::parse("phone=Work phone").unwrap();
+        let draft = ProfileDraft::from_answers(
+            vec![
+                Answer::new("Email", Kind::Email, "a@b.example"),
+                Answer::new("Mobile", Kind::Phone, "+1 555 0100 100"),
+                Answer::new("Work phone", Kind::Other, "+1 555 0199 199"),
+                Answer::new("Name", Kind::Other, "Ada Lovelace"),
+                Answer::new("First name", Kind::Other, "Ada"),
+                Answer::new("Title", Kind::Other, "Dr"),
+                Answer::new("rep_email", Kind::Hidden, "not-an-address"),
+            ],
+            &map,
+        );
+        let form = draft.finish().unwrap();
+        let p = &form.profile;
+        assert_eq!(p.phone.as_deref(), Some("+1 555 0199 199"));
+        assert_eq!(p.role, None, "an honorific is not a job title");
+        let questions: Vec<&str> = p.answers.iter().map(|(q, _)| q.as_str()).collect();
+        assert_eq!(questions, ["Mobile", "Title", "First name", "Rep email"]);
+    }
+
+    #[test]
+    fn a_malformed_escape_in_form_data_costs_nothing_else() {
+        let pairs = form_urlencoded(b"email=a%40b.example&note=100%+sure&x=%zz&bad=%E9").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("email".to_string(), "a@b.example".to_string()),
+                ("note".to_string(), "100% sure".to_string()),
+                ("x".to_string(), "%zz".to_string()),
+                ("bad".to_string(), "\u{fffd}".to_string()),
+            ]
+        );
+        assert_eq!(form_urlencoded(b"no pairs here"), None);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 use sha2::Digest;
 
 use super::fields::{Answer, Kind, ProfileDraft, answer_text, form_urlencoded};
-use super::typeform::subject;
 use super::{Connector, Delivery, Parsed, Sample, Settings, Verify, form_event};
 use crate::config::{ConfigError, Env};
 use crate::inbound::Payload;
@@ -42,11 +41,14 @@ impl Connector for Forms {
     }
 
     fn parse(&self, payload: &Payload, settings: &Settings) -> Parsed {
-        let pairs: Vec<(String, Value)> = match payload {
-            Payload::Json(Value::Object(object)) => flatten(object),
+        let (pairs, free_answers) = match payload {
+            Payload::Json(Value::Object(object)) => split_answers(object),
             Payload::Json(_) => return Parsed::unrecognized("not a JSON object"),
             Payload::Base64(_) => match payload.raw().as_deref().and_then(form_urlencoded) {
-                Some(pairs) => pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+                Some(pairs) => (
+                    pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+                    Vec::new(),
+                ),
                 None => return Parsed::unrecognized("neither JSON nor form-urlencoded"),
             },
         };
@@ -69,12 +71,13 @@ impl Connector for Forms {
             .filter_map(|(k, v)| Some(Answer::new(k.clone(), Kind::Other, answer_text(v)?)))
             .collect();
         let mut draft = ProfileDraft::from_answers(answers, &settings.fields);
+        draft.answers.extend(free_answers);
         draft.form_id = form_id;
         draft.submission_id = submission_id.clone();
         draft.source = source.or_else(|| Some("forms".into()));
         let event = form_event(draft, "forms");
         Parsed {
-            subject: subject(&event),
+            subject: super::subject_of(&event),
             event_id: submission_id,
             event_type: Some("form.submitted".into()),
             event,
@@ -88,20 +91,25 @@ impl Connector for Forms {
     }
 }
 
-/// The top-level fields, with the `answers` object of a `POST /forms`-shaped body
-/// taken in as fields of their own.
-fn flatten(object: &Map<String, Value>) -> Vec<(String, Value)> {
-    let mut pairs = Vec::new();
+/// Named fields as sent.
+type Fields = Vec<(String, Value)>;
+
+/// The top-level fields, and the `answers` object of a `POST /forms`-shaped body
+/// apart: those are free-form questions, kept as answers and never read as a field.
+fn split_answers(object: &Map<String, Value>) -> (Fields, Vec<(String, String)>) {
+    let mut fields = Vec::new();
+    let mut answers = Vec::new();
     for (key, value) in object {
         match (key.as_str(), value) {
-            ("answers", Value::Object(answers)) => {
-                pairs.extend(answers.iter().map(|(k, v)| (k.clone(), v.clone())))
-            }
-            ("assigned_rep_email", v) => pairs.push(("rep_email".into(), v.clone())),
-            _ => pairs.push((key.clone(), value.clone())),
+            ("answers", Value::Object(object)) => answers.extend(
+                object
+                    .iter()
+                    .filter_map(|(q, a)| Some((q.clone(), answer_text(a)?))),
+            ),
+            _ => fields.push((key.clone(), value.clone())),
         }
     }
-    pairs
+    (fields, answers)
 }
 
 /// `Authorization: Bearer <secret>`, compared in constant time (as SHA-256 digests,

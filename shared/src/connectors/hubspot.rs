@@ -22,14 +22,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::fields::{Answer, Kind, ProfileDraft, answer_text, child};
-use super::typeform::subject;
 use super::{
     Connector, Delivery, Parsed, Sample, Settings, Unrecognized, Verify, form_event,
 };
 use crate::config::{ConfigError, Env};
 use crate::inbound::Payload;
 use crate::signature::{
-    SecretSet, SignatureError, WebhookSecret, header_text, parse_base64_digest, parse_hex_digest,
+    SecretSet, SignatureError, WebhookSecret, fresh_millis, header_text, parse_base64_digest, parse_hex_digest,
 };
 
 pub struct HubSpot;
@@ -62,9 +61,7 @@ impl Connector for HubSpot {
         Settings::new(HubSpotSignature {
             secrets: super::secrets(env, self.secrets_var()),
             url,
-            tolerance_ms: i64::try_from(super::tolerance(env)?)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000),
+            tolerance_secs: super::tolerance(env)?,
         })
         .with_fields(env, "HUBSPOT_FIELD_MAP")
     }
@@ -90,7 +87,7 @@ impl Connector for HubSpot {
             None => Err(Unrecognized("no contact properties".into())),
         };
         Parsed {
-            subject: subject(&event),
+            subject: super::subject_of(&event),
             // A workflow sends no event id: the body's hash stands in, so a retry
             // (the same body) is one event and a new enrollment another.
             event_id: None,
@@ -111,7 +108,7 @@ impl Connector for HubSpot {
 struct HubSpotSignature {
     secrets: SecretSet,
     url: Option<String>,
-    tolerance_ms: i64,
+    tolerance_secs: u64,
 }
 
 impl Verify for HubSpotSignature {
@@ -148,20 +145,11 @@ impl Verify for HubSpotSignature {
 impl HubSpotSignature {
     fn verify_v3(&self, delivery: &Delivery<'_>, url: &str) -> Result<(), SignatureError> {
         let digest = parse_base64_digest(header_text(delivery.header(V3))?)?;
-        let timestamp = header_text(delivery.header(TIMESTAMP))?;
-        if timestamp.len() > 15 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SignatureError::MalformedHeader("timestamp is not epoch milliseconds"));
-        }
-        let millis: i64 = timestamp
-            .parse()
-            .map_err(|_| SignatureError::MalformedHeader("timestamp is not epoch milliseconds"))?;
-        let age = delivery.now.timestamp_millis().saturating_sub(millis);
-        if age > self.tolerance_ms {
-            return Err(SignatureError::TooOld);
-        }
-        if age < self.tolerance_ms.saturating_neg() {
-            return Err(SignatureError::TooNew);
-        }
+        let timestamp = fresh_millis(
+            delivery.header(TIMESTAMP),
+            delivery.now.timestamp_millis(),
+            self.tolerance_secs,
+        )?;
         let uri = decode_uri(url);
         let parts: [&[u8]; 4] = [
             delivery.method.as_bytes(),

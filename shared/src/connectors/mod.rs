@@ -195,6 +195,14 @@ pub(crate) fn form_event(draft: fields::ProfileDraft, tool: &str) -> Result<Even
     }
 }
 
+/// Whom a form event is about: its email, to keep that person's events in order.
+pub(crate) fn subject_of(event: &Result<Event, Unrecognized>) -> Subject {
+    match event {
+        Ok(Event::Form(form)) => Subject::Email(form.profile.email.as_str().to_string()),
+        _ => Subject::Unknown,
+    }
+}
+
 /// What a connector read from a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {

@@ -10,7 +10,6 @@
 use serde_json::{Map, Value};
 
 use super::fields::{Answer, Kind, ProfileDraft, answer_text, child, text};
-use super::typeform::subject;
 use super::{Connector, Delivery, Event, Parsed, Sample, Settings, Unrecognized, form_event};
 use crate::config::{ConfigError, Env};
 use crate::inbound::Payload;
@@ -54,7 +53,7 @@ impl Connector for Tally {
             _ => Err(Unrecognized("no form response data".into())),
         };
         Parsed {
-            subject: subject(&event),
+            subject: super::subject_of(&event),
             event_id,
             event_type,
             event,

@@ -12,7 +12,7 @@ use super::{
     Connector, Delivery, Event, Parsed, Sample, Settings, Unrecognized, form_event,
 };
 use crate::config::{ConfigError, Env};
-use crate::inbound::{Payload, Subject};
+use crate::inbound::Payload;
 use crate::signature::{Base64BodySignature, WebhookSecret};
 
 pub struct Typeform;
@@ -59,7 +59,7 @@ impl Connector for Typeform {
             _ => Err(Unrecognized("no form_response".into())),
         };
         Parsed {
-            subject: subject(&event),
+            subject: super::subject_of(&event),
             event_id,
             event_type,
             event,
@@ -71,14 +71,6 @@ impl Connector for Typeform {
             v["event_id"] = Value::from(format!("evt_{fresh}"));
             v["form_response"]["token"] = Value::from(format!("tok_{fresh}"));
         })
-    }
-}
-
-/// Whom a form event is about: its email, to keep that person's events in order.
-pub(crate) fn subject(event: &Result<Event, Unrecognized>) -> Subject {
-    match event {
-        Ok(Event::Form(form)) => Subject::Email(form.profile.email.as_str().to_string()),
-        _ => Subject::Unknown,
     }
 }
 
@@ -280,6 +272,9 @@ mod tests {
             chrono::Utc::now(),
         );
         assert!(e.recognized);
-        assert_eq!(e.subject, Subject::Email("taylor.nguyen@soylent.example".into()));
+        assert_eq!(
+            e.subject,
+            crate::inbound::Subject::Email("taylor.nguyen@soylent.example".into())
+        );
     }
 }

@@ -9,13 +9,12 @@
 use serde_json::{Map, Value};
 
 use super::fields::{Answer, Kind, ProfileDraft, answer_text, child, text};
-use super::typeform::subject;
 use super::{
     Connector, Delivery, Event, Parsed, Sample, Settings, Unrecognized, Verify, form_event,
 };
 use crate::config::{ConfigError, Env};
 use crate::inbound::Payload;
-use crate::signature::{SecretSet, SignatureError, WebhookSecret, header_text, parse_hex_digest};
+use crate::signature::{SecretSet, SignatureError, WebhookSecret, fresh_millis, header_text, parse_hex_digest};
 
 pub struct Webflow;
 
@@ -34,9 +33,7 @@ impl Connector for Webflow {
     fn configure(&self, env: &Env) -> Result<Settings, ConfigError> {
         Settings::new(WebflowSignature {
             secrets: super::secrets(env, self.secrets_var()),
-            tolerance_ms: i64::try_from(super::tolerance(env)?)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000),
+            tolerance_secs: super::tolerance(env)?,
         })
         .with_fields(env, "WEBFLOW_FIELD_MAP")
     }
@@ -62,7 +59,7 @@ impl Connector for Webflow {
             _ => Err(Unrecognized("no form submission payload".into())),
         };
         Parsed {
-            subject: subject(&event),
+            subject: super::subject_of(&event),
             event_id,
             event_type,
             event,
@@ -80,7 +77,7 @@ impl Connector for Webflow {
 #[derive(Debug)]
 struct WebflowSignature {
     secrets: SecretSet,
-    tolerance_ms: i64,
+    tolerance_secs: u64,
 }
 
 impl Verify for WebflowSignature {
@@ -89,20 +86,11 @@ impl Verify for WebflowSignature {
             return Err(SignatureError::NoSecrets);
         }
         let digest = parse_hex_digest(header_text(delivery.header(SIGNATURE))?)?;
-        let timestamp = header_text(delivery.header(TIMESTAMP))?;
-        if timestamp.len() > 15 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SignatureError::MalformedHeader("timestamp is not epoch milliseconds"));
-        }
-        let millis: i64 = timestamp
-            .parse()
-            .map_err(|_| SignatureError::MalformedHeader("timestamp is not epoch milliseconds"))?;
-        let age = delivery.now.timestamp_millis().saturating_sub(millis);
-        if age > self.tolerance_ms {
-            return Err(SignatureError::TooOld);
-        }
-        if age < self.tolerance_ms.saturating_neg() {
-            return Err(SignatureError::TooNew);
-        }
+        let timestamp = fresh_millis(
+            delivery.header(TIMESTAMP),
+            delivery.now.timestamp_millis(),
+            self.tolerance_secs,
+        )?;
         if self
             .secrets
             .any_mac_matches(&[timestamp.as_bytes(), b":", delivery.body], &[digest])
