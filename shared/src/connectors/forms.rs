@@ -76,12 +76,7 @@ impl Connector for Forms {
         draft.submission_id = submission_id.clone();
         draft.source = source.or_else(|| Some("forms".into()));
         let event = form_event(draft, "forms");
-        Parsed {
-            subject: super::subject_of(&event),
-            event_id: submission_id,
-            event_type: Some("form.submitted".into()),
-            event,
-        }
+        Parsed::form(submission_id, Some("form.submitted".into()), event)
     }
 
     fn sample(&self, fresh: &str) -> Sample {

@@ -86,14 +86,9 @@ impl Connector for HubSpot {
             Some(properties) => form_event(draft(properties, settings), "hubspot"),
             None => Err(Unrecognized("no contact properties".into())),
         };
-        Parsed {
-            subject: super::subject_of(&event),
-            // A workflow sends no event id: the body's hash stands in, so a retry
-            // (the same body) is one event and a new enrollment another.
-            event_id: None,
-            event_type: Some("workflow.webhook".into()),
-            event,
-        }
+        // A workflow sends no event id: the body's hash stands in, so a retry
+        // (the same body) is one event and a new enrollment another.
+        Parsed::form(None, Some("workflow.webhook".into()), event)
     }
 
     fn sample(&self, fresh: &str) -> Sample {
@@ -229,7 +224,6 @@ fn draft(properties: &Map<String, Value>, settings: &Settings) -> ProfileDraft {
         .collect();
     let mut draft = ProfileDraft::from_answers(answers, &settings.fields);
     draft.form_id = Some("hubspot-workflow".into());
-    draft.submission_id = None;
     draft.source = Some("hubspot".into());
     if draft.timezone.is_none() {
         draft.timezone = properties

@@ -195,14 +195,6 @@ pub(crate) fn form_event(draft: fields::ProfileDraft, tool: &str) -> Result<Even
     }
 }
 
-/// Whom a form event is about: its email, to keep that person's events in order.
-pub(crate) fn subject_of(event: &Result<Event, Unrecognized>) -> Subject {
-    match event {
-        Ok(Event::Form(form)) => Subject::Email(form.profile.email.as_str().to_string()),
-        _ => Subject::Unknown,
-    }
-}
-
 /// What a connector read from a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -215,6 +207,25 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// A form tool's delivery, about the submission's email (one person's events stay
+    /// in order).
+    pub(crate) fn form(
+        event_id: Option<String>,
+        event_type: Option<String>,
+        event: Result<Event, Unrecognized>,
+    ) -> Self {
+        let subject = match &event {
+            Ok(Event::Form(form)) => Subject::Email(form.profile.email.as_str().to_string()),
+            _ => Subject::Unknown,
+        };
+        Self {
+            event_id,
+            event_type,
+            subject,
+            event,
+        }
+    }
+
     pub fn unrecognized(reason: impl Into<String>) -> Self {
         Self {
             event_id: None,

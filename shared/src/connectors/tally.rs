@@ -52,12 +52,7 @@ impl Connector for Tally {
             (Some(other), _) if other != "FORM_RESPONSE" => Ok(Event::Ignored),
             _ => Err(Unrecognized("no form response data".into())),
         };
-        Parsed {
-            subject: super::subject_of(&event),
-            event_id,
-            event_type,
-            event,
-        }
+        Parsed::form(event_id, event_type, event)
     }
 
     fn sample(&self, fresh: &str) -> Sample {

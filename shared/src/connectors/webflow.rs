@@ -58,12 +58,7 @@ impl Connector for Webflow {
             (Some(other), _) if other != "form_submission" => Ok(Event::Ignored),
             _ => Err(Unrecognized("no form submission payload".into())),
         };
-        Parsed {
-            subject: super::subject_of(&event),
-            event_id,
-            event_type,
-            event,
-        }
+        Parsed::form(event_id, event_type, event)
     }
 
     fn sample(&self, fresh: &str) -> Sample {
