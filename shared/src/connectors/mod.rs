@@ -419,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_field_map_or_hubspot_url_stops_the_cold_start_with_its_name() {
+        let err = Connectors::from_env(&Env::from_pairs([("TALLY_FIELD_MAP", "mail=Email")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TALLY_FIELD_MAP is invalid: unknown target"),
+            "{err}"
+        );
+        let err = Connectors::from_env(&Env::from_pairs([(
+            "HUBSPOT_WEBHOOK_URL",
+            "leads.example.com/webhooks/hubspot",
+        )]))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HUBSPOT_WEBHOOK_URL is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_provider_travels_by_name() {
         let json = serde_json::to_string(&Provider::SKIPCALLS).unwrap();
         assert_eq!(json, r#""skipcalls""#);

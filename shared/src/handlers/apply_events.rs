@@ -292,32 +292,26 @@ async fn on_conversation(
     let Some(lead_event) = LeadEvent::from_skipup_type(event_type) else {
         return Ok(ApplyOutcome::Ignored);
     };
-    let mr_id = Some(conversation.meeting_request_id);
+    let mr_id = conversation.meeting_request_id;
     let email = conversation
         .email
         .as_deref()
         .and_then(|e| EmailAddress::parse(e).ok());
-    let pointers = mr_id
-        .clone()
-        .map(Pointer::MeetingRequest)
-        .into_iter()
-        .chain(email.map(Pointer::Email));
+    let pointers =
+        std::iter::once(Pointer::MeetingRequest(mr_id.clone())).chain(email.map(Pointer::Email));
     let Some(id) = find_first(&*deps.store, pointers).await? else {
         return Ok(ApplyOutcome::Kept {
             reason: "no lead for this meeting request or participant".into(),
         });
     };
-    let detail = format!(
-        "{event_type} ({})",
-        mr_id.as_deref().unwrap_or("no meeting request id")
-    );
+    let detail = format!("{event_type} ({mr_id})");
     apply(
         deps,
         event,
         key,
         &id,
         |lead| {
-            let ours = mr_id.is_some() && lead.meeting_request_id == mr_id;
+            let ours = lead.meeting_request_id.as_deref() == Some(mr_id.as_str());
             // Outreach begins when a check takes the lead; its webhooks can overtake
             // SkipUp's answer to the check, so they may not name a known request yet.
             let outreach = lead.recovery.is_some() || lead.meeting_request_id.is_some();
@@ -328,12 +322,9 @@ async fn on_conversation(
             };
             let status = transition(lead.status, effective);
             // Remember a request we learn of first through its webhook.
-            let pointer = match (&mr_id, &lead.meeting_request_id) {
-                (Some(mr), None) if status.is_some_and(|s| s != LeadStatus::BookedDirectly) => {
-                    Some(Pointer::MeetingRequest(mr.clone()))
-                }
-                _ => None,
-            };
+            let learned = lead.meeting_request_id.is_none()
+                && status.is_some_and(|s| s != LeadStatus::BookedDirectly);
+            let pointer = learned.then(|| Pointer::MeetingRequest(mr_id.clone()));
             (status.is_some() || pointer.is_some()).then_some((status, pointer))
         },
         detail,
