@@ -110,7 +110,7 @@ fn split_answers(object: &Map<String, Value>) -> (Fields, Vec<(String, String)>)
 /// `Authorization: Bearer <secret>`, compared in constant time (as SHA-256 digests,
 /// so not even the length of a secret shows in the timing).
 #[derive(Debug)]
-struct BearerSecret(SecretSet);
+pub(crate) struct BearerSecret(pub(crate) SecretSet);
 
 impl Verify for BearerSecret {
     fn verify(&self, delivery: &Delivery<'_>) -> Result<(), SignatureError> {

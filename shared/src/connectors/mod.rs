@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::{ConfigError, Env};
 use crate::inbound::{Payload, Subject};
-use crate::lead::LeadProfile;
+use crate::lead::{EmailAddress, LeadProfile};
 use crate::signature::{
     Base64BodySignature, BodySignature, SecretSet, SignatureError, TimestampedSignature,
     WebhookSecret,
@@ -251,6 +251,8 @@ pub enum Event {
     Call(CallOutcome),
     /// The CRM changed a lead (Skode `lead.updated`).
     CrmLead(CrmLeadChange),
+    /// A booking made outside SkipUp (a scheduling tool), or its cancellation.
+    Booking(Booking),
     /// Understood, and nothing the pipeline acts on.
     Ignored,
 }
@@ -288,6 +290,41 @@ pub struct CrmLeadChange {
     pub crm_lead_id: Option<String>,
     pub email: Option<String>,
     pub status: Option<String>,
+}
+
+/// A booking made through a scheduling tool, as the booking rules need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    /// The tool's own id of this booking (Calendly's invitee URI, Cal.com's `uid`,
+    /// SavvyCal's event id): a booking's events are deduplicated by it.
+    pub booking_id: String,
+    /// Who booked (normalized): the lead it belongs to.
+    pub email: EmailAddress,
+    pub change: BookingChange,
+    /// When the meeting starts, if the tool says.
+    pub start_at: Option<DateTime<Utc>>,
+    /// The booking this one replaces (a reschedule that issues a new id).
+    pub replaces: Option<String>,
+}
+
+/// What happened to a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingChange {
+    /// Booked, or requested and awaiting the host's approval: either way the
+    /// prospect chose a time, so nobody contacts them.
+    Booked,
+    /// Moved to another time: still standing, never a cancellation.
+    Rescheduled,
+    /// Cancelled, declined or rejected.
+    Cancelled,
+}
+
+impl Booking {
+    /// The subject of a booking delivery: its email, so one person's events stay in
+    /// order.
+    pub fn subject(&self) -> Subject {
+        Subject::Email(self.email.as_str().to_string())
+    }
 }
 
 /// A connector, as named in queue messages: compared, printed and serialized by name.

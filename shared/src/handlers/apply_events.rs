@@ -129,7 +129,8 @@ pub async fn apply_event(
         Ok(Event::Call(call)) => on_call(deps, event, &key, call).await?,
         Ok(Event::CrmLead(change)) => on_crm_lead(deps, event, &key, change).await?,
         Ok(Event::Form(form)) => on_form(deps, event, &key, form).await?,
-        Ok(Event::Ignored) => ApplyOutcome::Ignored,
+        // Applied by the booking rules, next.
+        Ok(Event::Booking(_)) | Ok(Event::Ignored) => ApplyOutcome::Ignored,
         Err(unrecognized) => ApplyOutcome::Kept {
             reason: format!("payload shape not recognized: {}", unrecognized.0),
         },
