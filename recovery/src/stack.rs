@@ -26,10 +26,12 @@ use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
 use shared::config::{ApplyConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
 use shared::handlers::apply_events::{self, ApplyDeps};
 use shared::handlers::form_intake::{self, FormDeps};
+use shared::handlers::reconcile;
 use shared::handlers::recovery_check::{self, RecoveryDeps, RecoveryPorts};
 use shared::handlers::webhook_ingest::{self, IngestDeps};
 use shared::intake::IntakeDeps;
 use shared::lead::{Lead, LeadId, TimelineEntry};
+use shared::pacing::PacedSkipUp;
 use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
 use shared::report::Funnel;
@@ -246,6 +248,8 @@ pub struct Stack {
     sandbox: Option<Sandbox>,
     backend: Backend,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The event consumer's dependencies (for `suppress` and `reconcile` in tests).
+    apply: Arc<ApplyDeps>,
 }
 
 impl Drop for Stack {
@@ -338,6 +342,7 @@ impl Stack {
             crm::connectors(recovery_config.crm)?,
         ));
         let crm_config = ApplyConfig::from_env(&env)?;
+        let reconcile_settings = crm_config.reconcile.clone();
         let crm = Arc::new(ApplyDeps {
             connectors: crm_config.connectors,
             store: backend.store.clone(),
@@ -345,8 +350,12 @@ impl Stack {
             intake: intake(crm_config.intake),
             seen_for: crm_config.seen_for,
             skode_booked_statuses: crm_config.skode_booked_statuses,
+            skode_suppress_statuses: crm_config.skode_suppress_statuses,
             crm: crm::connectors(crm_config.crm)?,
+            skipup: Arc::new(PacedSkipUp::new(skipup.clone(), crm_config.skipup_pace)),
         });
+        let reconcile_every =
+            Duration::from_secs(env.u64_in("RECONCILE_INTERVAL_SECONDS", 60, 1..=86_400)?);
 
         let app = Arc::new(App {
             form,
@@ -393,6 +402,27 @@ impl Stack {
             )));
         }
 
+        // Reconciliation, as the schedule runs it in AWS.
+        let deps = crm.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(reconcile_every);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match reconcile::reconcile(&deps, &reconcile_settings, false).await {
+                    Ok(report) if report.asked > 0 => tracing::info!(
+                        asked = report.asked,
+                        booked = report.booked,
+                        cancelled = report.cancelled,
+                        "reconciled quiet recoveries with SkipUp"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(reason = %error.reason(), "reconciliation failed"),
+                }
+            }
+        }));
+        let apply = crm;
+
         if sandbox.is_some() {
             skipup
                 .create_webhook_endpoint(&NewWebhookEndpoint {
@@ -409,7 +439,13 @@ impl Stack {
             sandbox,
             backend,
             tasks,
+            apply,
         })
+    }
+
+    /// What the event consumer uses: the store, SkipUp, the CRM connectors.
+    pub fn apply_deps(&self) -> &ApplyDeps {
+        &self.apply
     }
 
     /// `http://127.0.0.1:{port}`.

@@ -234,7 +234,9 @@ fn apply_events_call(c: &mut Criterion) {
         },
         seen_for: TimeDelta::days(7),
         skode_booked_statuses: vec!["meeting_booked".into()],
+        skode_suppress_statuses: vec!["lost".into(), "do_not_contact".into()],
         crm: Default::default(),
+        skipup: Arc::new(shared::adapters::fakes::ScriptedSkipUp::default()),
     };
     // The event moves the lead to Meeting Scheduled: the whole apply path, measured
     // on a fresh store each time (its setup is not timed).

@@ -9,8 +9,10 @@ use secrecy::SecretString;
 
 use crate::connectors::{Connectors, Provider};
 use crate::crm::{CrmSettings, SKODE_BASE_URL, SkodeSettings, WebhookSettings};
+use crate::handlers::reconcile::ReconcileSettings;
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
+use crate::pacing::Pace;
 use crate::recovery::{RecoverySettings, RequestSettings};
 use crate::signature::{DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature, WebhookSecret};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
@@ -135,7 +137,17 @@ impl Env {
         })
     }
 
-    fn seconds(
+    /// A comma-separated list (trimmed, empty items dropped), `default` when unset.
+    pub fn list(&self, key: &str, default: &str) -> Vec<String> {
+        self.get(key)
+            .unwrap_or_else(|| default.to_string())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    pub(crate) fn seconds(
         &self,
         key: &'static str,
         default: u64,
@@ -365,7 +377,17 @@ pub struct ApplyConfig {
     pub seen_for: chrono::Duration,
     /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
     pub skode_booked_statuses: Vec<String>,
+    /// `SKODE_SUPPRESS_STATUSES` (default
+    /// `lost,unqualified,disqualified,customer,do_not_contact`).
+    pub skode_suppress_statuses: Vec<String>,
     pub crm: CrmSettings,
+    /// SkipUp, to stop conversations and for reconciliation.
+    pub skipup: SkipUpSettings,
+    /// `RECONCILE_AFTER_SECONDS`, `RECONCILE_BATCH`.
+    pub reconcile: ReconcileSettings,
+    /// `RECONCILE_REQUESTS_PER_MINUTE` (default 60, half of SkipUp's limit): the pace
+    /// of this function's SkipUp calls, leaving the rest to the checks.
+    pub skipup_pace: Pace,
 }
 
 impl ApplyConfig {
@@ -376,13 +398,21 @@ impl ApplyConfig {
             intake: intake_settings(env)?,
             seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
             skode_booked_statuses: env
-                .get("SKODE_BOOKED_STATUSES")
-                .unwrap_or_else(|| "meeting_booked,meeting_scheduled".into())
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+                .list("SKODE_BOOKED_STATUSES", "meeting_booked,meeting_scheduled"),
+            skode_suppress_statuses: env.list(
+                "SKODE_SUPPRESS_STATUSES",
+                "lost,unqualified,disqualified,customer,do_not_contact",
+            ),
             crm: crm_settings(env)?,
+            skipup: skipup_settings(env)?,
+            reconcile: ReconcileSettings {
+                after: env.seconds("RECONCILE_AFTER_SECONDS", 21_600, 1..=2_592_000)?,
+                batch: env.u64_in("RECONCILE_BATCH", 100, 1..=10_000)? as usize,
+            },
+            skipup_pace: Pace {
+                requests: env.u64_in("RECONCILE_REQUESTS_PER_MINUTE", 60, 1..=100_000)? as u32,
+                per: Duration::from_secs(60),
+            },
         })
     }
 }

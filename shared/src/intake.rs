@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 
 use crate::connectors::FormSubmission;
 use crate::lead::{Lead, LeadStatus, TimelineEntry};
+use crate::lifecycle::{Outside, outside};
 use crate::ports::{Clock, CreateOutcome, LeadStore, Queue, QueueError, StoreError};
 use crate::recovery::CheckMessage;
+use crate::update::{Change, update_lead};
 
 /// Defaults: check after 1800 s; the same email within 24 h is the same lead.
 #[derive(Debug, Clone)]
@@ -106,17 +108,79 @@ pub async fn submit(
         .create_lead(&lead, &entry, deps.settings.resubmit_window)
         .await?
     {
-        CreateOutcome::Created => Ok(IntakeOutcome::Scheduled(schedule(deps, lead, now).await?)),
-        CreateOutcome::Existing(existing) => {
-            let unscheduled =
-                existing.status == LeadStatus::Submitted && existing.check_scheduled_at.is_none();
-            let existing = if unscheduled {
-                schedule(deps, *existing, now).await?
-            } else {
-                *existing
-            };
-            Ok(IntakeOutcome::Duplicate(existing))
+        CreateOutcome::Created => {
+            let lead = booked_before(deps, lead, now).await?;
+            Ok(IntakeOutcome::Scheduled(schedule(deps, lead, now).await?))
         }
+        CreateOutcome::Existing(existing) => Ok(IntakeOutcome::Duplicate(
+            schedule_if_unscheduled(deps, *existing, now).await?,
+        )),
+    }
+}
+
+/// Applies the bookings its address made before the lead existed (remembered by
+/// apply-events): a booking that stands makes the new lead BookedDirectly.
+async fn booked_before(
+    deps: &IntakeDeps,
+    lead: Lead,
+    now: DateTime<Utc>,
+) -> Result<Lead, IntakeError> {
+    let bookings = deps
+        .store
+        .remembered_bookings(&lead.profile.email, now)
+        .await?;
+    if bookings.is_empty() {
+        return Ok(lead);
+    }
+    let names = bookings
+        .iter()
+        .map(|(key, state)| format!("{key} {}", state.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updated = update_lead(&*deps.store, &lead.id, |lead| {
+        let mut new = false;
+        for (key, state) in &bookings {
+            new |= lead.record_booking(key, *state);
+        }
+        let signal = Outside::Booking {
+            new,
+            standing: lead.has_standing_booking(),
+        };
+        let verdict = outside(lead.status, lead.outreach_began(), signal);
+        if !new {
+            return None;
+        }
+        let at = lead.updated_at + chrono::TimeDelta::milliseconds(1);
+        if let Some(status) = verdict.status {
+            lead.move_to(status, at);
+        }
+        lead.updated_at = at;
+        Some(Change {
+            entry: Some(TimelineEntry {
+                at,
+                event_id: format!("intake:{}:booked-before", lead.id),
+                source: "intake".into(),
+                status: verdict.status,
+                detail: format!("booked before the form: {names}"),
+            }),
+            pointer: None,
+        })
+    })
+    .await?;
+    Ok(updated.unwrap_or(lead))
+}
+
+/// Schedules the check of a lead at Submitted whose check is not scheduled (a fresh
+/// one after a cancelled booking, or one the queue refused earlier).
+pub async fn schedule_if_unscheduled(
+    deps: &IntakeDeps,
+    lead: Lead,
+    now: DateTime<Utc>,
+) -> Result<Lead, IntakeError> {
+    if lead.status == LeadStatus::Submitted && lead.check_scheduled_at.is_none() {
+        schedule(deps, lead, now).await
+    } else {
+        Ok(lead)
     }
 }
 

@@ -283,6 +283,58 @@ pub struct Recovery {
     pub lease_until: Option<DateTime<Utc>>,
 }
 
+/// Where one booking made outside SkipUp stands, as far as its events tell. States
+/// only move up (`Booked` < `Rescheduled` < `Replaced` < `Cancelled`), so the state of
+/// a booking follows from the set of its events, whatever their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BookingState {
+    Booked,
+    /// Moved to another time under the same id: still standing.
+    Rescheduled,
+    /// Superseded by a booking with a new id (a reschedule that issues one).
+    Replaced,
+    Cancelled,
+}
+
+impl BookingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingState::Booked => "booked",
+            BookingState::Rescheduled => "rescheduled",
+            BookingState::Replaced => "replaced",
+            BookingState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            BookingState::Booked,
+            BookingState::Rescheduled,
+            BookingState::Replaced,
+            BookingState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    /// Whether the prospect still has this meeting.
+    pub fn stands(self) -> bool {
+        matches!(self, BookingState::Booked | BookingState::Rescheduled)
+    }
+}
+
+/// Our request that SkipUp stop a lead's conversation: asked for once, in the same
+/// write that decided it, and marked done when SkipUp confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkipUpCancel {
+    pub meeting_request_id: String,
+    /// Why (a booking elsewhere, a disqualification), for the timeline.
+    pub reason: String,
+    pub decided_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
 /// The system of record for one lead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
@@ -306,6 +358,14 @@ pub struct Lead {
     /// When the lead first reached each status after Submitted, in that order (the
     /// funnel report's follow-ups and time to book).
     pub reached: Vec<(LeadStatus, DateTime<Utc>)>,
+    /// Bookings made outside SkipUp, by `{tool}:{booking id}`, each at the highest
+    /// state its events reached.
+    pub bookings: Vec<(String, BookingState)>,
+    /// Set once we decided to stop the lead's SkipUp conversation.
+    pub skipup_cancel: Option<SkipUpCancel>,
+    /// While a recovery is open (Meeting Requested, Follow-up Sent): when SkipUp was
+    /// last heard from or asked about it. Reconciliation asks about the quiet ones.
+    pub skipup_heard_at: Option<DateTime<Utc>>,
     /// Optimistic concurrency: bumped by every save.
     pub version: u64,
 }
@@ -345,6 +405,42 @@ impl Lead {
 }
 
 impl Lead {
+    /// Merges what one event says of a booking; `false` when it tells nothing new.
+    pub fn record_booking(&mut self, key: &str, state: BookingState) -> bool {
+        match self.bookings.iter_mut().find(|(k, _)| k == key) {
+            Some((_, known)) if *known >= state => false,
+            Some((_, known)) => {
+                *known = state;
+                true
+            }
+            None => {
+                self.bookings.push((key.to_string(), state));
+                true
+            }
+        }
+    }
+
+    /// Whether any booking of theirs still stands.
+    pub fn has_standing_booking(&self) -> bool {
+        self.bookings.iter().any(|(_, state)| state.stands())
+    }
+
+    /// Whether SkipUp may be talking to the prospect: a request is known and was not
+    /// taken over by a booking before it started.
+    pub fn outreach_began(&self) -> bool {
+        self.meeting_request_id.is_some() && self.status != LeadStatus::BookedDirectly
+    }
+
+    /// Whether the recovery waits on SkipUp (the statuses reconciliation looks at).
+    pub fn recovery_open(&self) -> bool {
+        matches!(
+            self.status,
+            LeadStatus::MeetingRequested | LeadStatus::FollowUpSent
+        )
+    }
+}
+
+impl Lead {
     /// Times are kept to the millisecond, the precision they are stored with.
     pub fn new(profile: LeadProfile, submitted_at: DateTime<Utc>, delay: chrono::Duration) -> Self {
         use chrono::SubsecRound;
@@ -364,6 +460,9 @@ impl Lead {
             applied_events: Vec::new(),
             crm_status: None,
             reached: Vec::new(),
+            bookings: Vec::new(),
+            skipup_cancel: None,
+            skipup_heard_at: None,
             version: 0,
         }
     }

@@ -181,6 +181,19 @@ impl SkipUpApi for PacedSkipUp {
         self.paced(|| self.inner.get_meeting_request(id)).await
     }
 
+    async fn cancel_meeting_request(
+        &self,
+        id: &str,
+        idempotency_key: &str,
+        notify: bool,
+    ) -> Result<MeetingRequest, SkipUpError> {
+        self.paced(|| {
+            self.inner
+                .cancel_meeting_request(id, idempotency_key, notify)
+        })
+        .await
+    }
+
     async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError> {
         self.paced(|| self.inner.list_webhook_endpoints()).await
     }

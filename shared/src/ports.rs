@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::connectors::fields::normalize_phone;
-use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::lead::{BookingState, EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::skipup::{
     CreateMeetingRequest, CreatedWebhookEndpoint, MeetingRequest, NewWebhookEndpoint, SkipUpError,
     WebhookEndpoint, WorkspaceMember,
@@ -135,6 +135,32 @@ pub trait LeadStore: Send + Sync {
 
     /// The lead's timeline, oldest first.
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError>;
+
+    /// Remembers a booking made by an address that has no lead yet, until
+    /// `expires_at`; a state lower than the one remembered changes nothing.
+    async fn remember_booking(
+        &self,
+        email: &EmailAddress,
+        key: &str,
+        state: BookingState,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The bookings remembered for `email` that have not expired at `now`.
+    async fn remembered_bookings(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, BookingState)>, StoreError>;
+
+    /// Up to `limit` leads whose recovery waits on SkipUp (Meeting Requested,
+    /// Follow-up Sent) and has been quiet since before `quiet_before`, quietest first.
+    /// Reads only open recoveries, never the whole table.
+    async fn quiet_recoveries(
+        &self,
+        quiet_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError>;
 }
 
 /// Every lead, for the funnel report and the local stack's API.
@@ -180,6 +206,14 @@ pub trait SkipUpApi: Send + Sync {
         request: &CreateMeetingRequest,
     ) -> Result<MeetingRequest, SkipUpError>;
     async fn get_meeting_request(&self, id: &str) -> Result<MeetingRequest, SkipUpError>;
+    /// `POST /meeting_requests/{id}/cancel` with `{"notify": notify}`: SkipUp stops the
+    /// conversation. A request already booked or cancelled answers 422.
+    async fn cancel_meeting_request(
+        &self,
+        id: &str,
+        idempotency_key: &str,
+        notify: bool,
+    ) -> Result<MeetingRequest, SkipUpError>;
     /// Every endpoint, following cursors across pages.
     async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError>;
     async fn create_webhook_endpoint(

@@ -6,15 +6,16 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::lead::{EmailAddress, Lead, LeadId};
-use crate::ports::{QueueMessage, SkipUpApi};
+use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::ports::{LeadStore, QueueMessage, SkipUpApi, StoreError};
 use crate::skipup::{
-    CreateMeetingRequest, MAX_DESCRIPTION_CHARS, MeetingContext, Participant, SkipUpError,
-    Timeframe,
+    CreateMeetingRequest, ErrorClass, MAX_DESCRIPTION_CHARS, MeetingContext, Participant,
+    SkipUpError, Timeframe,
 };
+use crate::update::{Change, update_lead};
 
 /// SQS delays a message by 900 seconds at most; longer waits chain.
 pub const MAX_SQS_DELAY_SECS: u32 = 900;
@@ -348,4 +349,81 @@ mod tests {
             assert!((450..=900).contains(&backoff(50).as_secs()));
         }
     }
+}
+
+/// Why a conversation could not be stopped now.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error(transparent)]
+    SkipUp(#[from] SkipUpError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl StopError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StopError::SkipUp(e) => e.class(),
+            StopError::Store(_) => ErrorClass::Transient { retry_after: None },
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self.class() {
+            ErrorClass::Transient { retry_after } => retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Carries out the lead's pending [`SkipUpCancel`]: asks SkipUp to stop the
+/// conversation (`notify: false`, so the prospect is not told) under one idempotency
+/// key per lead and request, then marks it done with a timeline entry. A request that
+/// SkipUp says is already booked or cancelled (422), or does not know (404), is done
+/// too. Any other error is returned for a retry, and the cancellation stays pending.
+pub async fn stop_conversation(
+    store: &dyn LeadStore,
+    skipup: &dyn SkipUpApi,
+    lead: &Lead,
+    now: DateTime<Utc>,
+    source: &str,
+) -> Result<(), StopError> {
+    let Some(cancel) = lead.skipup_cancel.clone().filter(|c| c.done_at.is_none()) else {
+        return Ok(());
+    };
+    let mr_id = &cancel.meeting_request_id;
+    let key = format!("lead:{}:cancel:{mr_id}", lead.id);
+    let answer = match skipup.cancel_meeting_request(mr_id, &key, false).await {
+        Ok(_) => "SkipUp cancelled it".to_string(),
+        Err(error @ (SkipUpError::Invalid { .. } | SkipUpError::NotFound { .. })) => {
+            format!("SkipUp had already ended it ({error})")
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let now = now.trunc_subsecs(3);
+    update_lead(store, &lead.id, |lead| {
+        let pending = lead
+            .skipup_cancel
+            .as_mut()
+            .filter(|c| c.done_at.is_none())?;
+        pending.done_at = Some(now);
+        let at = now.max(lead.updated_at + chrono::TimeDelta::milliseconds(1));
+        lead.updated_at = at;
+        Some(Change {
+            entry: Some(TimelineEntry {
+                at,
+                event_id: key.clone(),
+                source: source.into(),
+                status: None,
+                detail: format!(
+                    "asked SkipUp to stop meeting request {mr_id} ({}): {answer}",
+                    cancel.reason
+                ),
+            }),
+            pointer: None,
+        })
+    })
+    .await?;
+    crate::metrics::count(source, &[("SkipUpConversationsStopped", 1.0)]);
+    Ok(())
 }

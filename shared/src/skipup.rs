@@ -16,11 +16,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.skipup.ai/api/v1";
 pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 
 /// The webhook events a recovery listens to.
-pub const RECOVERY_EVENTS: [&str; 4] = [
+pub const RECOVERY_EVENTS: [&str; 5] = [
     "meeting_request.created",
     "meeting_request.follow_up_sent",
     "meeting_request.booked",
     "meeting_request.cancelled",
+    "meeting_request.organizer_changed",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use shared::adapters::fakes::{ManualClock, RecordingConnector};
+use shared::adapters::fakes::{ManualClock, RecordingConnector, ScriptedSkipUp};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
 use shared::config::Env;
 use shared::connectors::Connectors;
@@ -29,9 +29,11 @@ struct World {
     deps: ApplyDeps,
     store: Arc<MemoryLeadStore>,
     checks: Arc<MemoryQueue>,
+    skipup: Arc<ScriptedSkipUp>,
 }
 
 fn world() -> World {
+    let skipup = Arc::new(ScriptedSkipUp::default());
     let store = Arc::new(MemoryLeadStore::new());
     let checks = Arc::new(MemoryQueue::new());
     let deps = ApplyDeps {
@@ -46,12 +48,15 @@ fn world() -> World {
         },
         seen_for: TimeDelta::days(7),
         skode_booked_statuses: vec!["meeting_booked".into()],
+        skode_suppress_statuses: vec!["lost".into(), "do_not_contact".into()],
         crm: Default::default(),
+        skipup: skipup.clone(),
     };
     World {
         deps,
         store,
         checks,
+        skipup,
     }
 }
 
@@ -137,10 +142,12 @@ async fn skipup_events_move_the_lead_along_the_crm_statuses() {
         }
     );
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    // Booked is terminal at SkipUp: a `cancelled` after it (delivered out of order,
+    // or a stray) does not undo the meeting.
     apply_event(&w.deps, &skipup("meeting_request.cancelled", "evt_5", 5))
         .await
         .unwrap();
-    assert_eq!(status(&w, &lead).await, LeadStatus::ReEnterNurture);
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
     let timeline = w.store.timeline(&lead.id).await.unwrap();
     let statuses: Vec<_> = timeline.iter().filter_map(|e| e.status).collect();
     assert_eq!(
@@ -149,9 +156,56 @@ async fn skipup_events_move_the_lead_along_the_crm_statuses() {
             LeadStatus::Submitted,
             LeadStatus::FollowUpSent,
             LeadStatus::MeetingScheduled,
-            LeadStatus::ReEnterNurture
         ]
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_conversation_sends_the_lead_back_to_nurture() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    apply_event(&w.deps, &skipup("meeting_request.cancelled", "evt_5", 5))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::ReEnterNurture);
+}
+
+#[tokio::test]
+async fn organizer_changed_updates_the_organizer_and_the_timeline() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    let body = json!({
+        "id": "evt_org", "type": "meeting_request.organizer_changed",
+        "data": {"id": MR, "participant_emails": [EMAIL], "status": "active",
+                 "organizer_email": "alex@vendor.example"}
+    });
+    let event = InboundEvent::from_delivery(
+        Provider::SKIPUP,
+        body.to_string().as_bytes(),
+        at("2026-11-22T09:30:00Z"),
+    );
+    assert_eq!(
+        apply_event(&w.deps, &event).await.unwrap(),
+        ApplyOutcome::Applied {
+            lead_id: lead.id.clone(),
+            status: None
+        }
+    );
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.organizer_email.as_ref().map(|e| e.as_str()),
+        Some("alex@vendor.example")
+    );
+    assert_eq!(stored.status, LeadStatus::MeetingRequested);
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    let last = timeline.last().unwrap();
+    assert!(
+        last.detail.contains("organizer_changed")
+            && last.detail.contains("another workspace member"),
+        "{}",
+        last.detail
+    );
+    assert!(!last.detail.contains("alex@"));
 }
 
 #[tokio::test]
@@ -501,9 +555,9 @@ async fn in_a_fifo_batch_every_message_after_a_failure_fails_too() {
 async fn events_the_pipeline_does_not_act_on_are_ignored() {
     let w = world();
     lead(&w, true).await;
-    let organizer = skipup("meeting_request.organizer_changed", "evt_7", 7);
+    let context = skipup("meeting_request.context_updated", "evt_7", 7);
     assert_eq!(
-        apply_event(&w.deps, &organizer).await.unwrap(),
+        apply_event(&w.deps, &context).await.unwrap(),
         ApplyOutcome::Ignored
     );
     let deal: Value = serde_json::from_str(include_str!(
@@ -567,4 +621,198 @@ async fn with_the_store_down_the_event_is_retried_and_the_lead_untouched() {
         1,
         "not acknowledged, so SQS redelivers it"
     );
+}
+
+/// A Skode `lead.updated` for `EMAIL` with `status`.
+fn skode_status(id: &str, status: &str) -> InboundEvent {
+    let body = json!({
+        "id": id, "event": "lead.updated", "created_at": "2026-11-22T09:00:00Z",
+        "data": {"id": "sk_lead_1", "email": EMAIL, "status": status}
+    });
+    InboundEvent::from_delivery(
+        Provider::SKODE,
+        body.to_string().as_bytes(),
+        at("2026-11-22T09:40:00Z"),
+    )
+}
+
+#[tokio::test]
+async fn a_disqualification_after_outreach_suppresses_the_lead_and_stops_skipup_once() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    apply_event(&w.deps, &skode_status("evt_dq1", "lost"))
+        .await
+        .unwrap();
+    // Delivered again under another id: no second cancellation.
+    apply_event(&w.deps, &skode_status("evt_dq2", "do_not_contact"))
+        .await
+        .unwrap();
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, LeadStatus::Suppressed);
+    let cancels = w.skipup.cancels.lock().unwrap().clone();
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].0, MR);
+    assert!(!cancels[0].2, "the prospect is not notified");
+    assert!(stored.skipup_cancel.unwrap().done_at.is_some());
+    // The `cancelled` webhook that follows our cancellation: on the timeline, no move.
+    let ours = apply_event(&w.deps, &skipup("meeting_request.cancelled", "evt_c", 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        ours,
+        ApplyOutcome::Applied {
+            lead_id: lead.id.clone(),
+            status: None
+        }
+    );
+    assert_eq!(status(&w, &lead).await, LeadStatus::Suppressed);
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.detail.contains("asked SkipUp to stop meeting request"))
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.detail.contains("the cancellation we asked for"))
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_that_fails_transiently_is_retried_and_made_once() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .cancel_answers
+        .lock()
+        .unwrap()
+        .push_back(Err(shared::skipup::SkipUpError::Server {
+            status: 503,
+            message: "down".into(),
+        }));
+    let event = skode_status("evt_dq1", "lost");
+    assert!(apply_event(&w.deps, &event).await.is_err(), "retried");
+    assert_eq!(status(&w, &lead).await, LeadStatus::Suppressed);
+    // The redelivered message finishes the cancellation.
+    apply_event(&w.deps, &event).await.unwrap();
+    apply_event(&w.deps, &event).await.unwrap();
+    assert_eq!(
+        w.skipup.cancels.lock().unwrap().len(),
+        2,
+        "one failed try, one cancellation"
+    );
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert!(stored.skipup_cancel.unwrap().done_at.is_some());
+}
+
+#[tokio::test]
+async fn a_request_skipup_already_ended_counts_as_stopped() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .cancel_answers
+        .lock()
+        .unwrap()
+        .push_back(Err(shared::skipup::SkipUpError::Invalid {
+            kind: "invalid_request".into(),
+            message: "Cannot cancel a request that is already booked".into(),
+        }));
+    apply_event(&w.deps, &skode_status("evt_dq1", "lost"))
+        .await
+        .unwrap();
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert!(stored.skipup_cancel.unwrap().done_at.is_some());
+    // SkipUp booked it before our cancellation reached it: the meeting wins.
+    apply_event(&w.deps, &skipup("meeting_request.booked", "evt_b", 40))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+}
+
+#[tokio::test]
+async fn a_skode_booked_status_before_the_check_books_the_lead_directly() {
+    let w = world();
+    let lead = lead(&w, false).await;
+    apply_event(&w.deps, &skode_status("evt_b1", "meeting_booked"))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::BookedDirectly);
+    assert!(w.skipup.cancels.lock().unwrap().is_empty());
+    // A later disqualification still suppresses.
+    apply_event(&w.deps, &skode_status("evt_dq", "lost"))
+        .await
+        .unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::Suppressed);
+    assert!(
+        w.skipup.cancels.lock().unwrap().is_empty(),
+        "no request to cancel"
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_applies_what_skipup_says_once_and_leaves_recent_recoveries_alone() {
+    use shared::handlers::reconcile::{ReconcileSettings, reconcile};
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .statuses
+        .lock()
+        .unwrap()
+        .insert(MR.into(), "booked".into());
+    let settings = ReconcileSettings {
+        after: TimeDelta::hours(6),
+        batch: 10,
+    };
+    // Quiet for two hours only (the clock says 10:00, the lead moved at 08:00).
+    let report = reconcile(&w.deps, &settings, false).await.unwrap();
+    assert_eq!(report.asked, 0);
+    let quick = ReconcileSettings {
+        after: TimeDelta::minutes(30),
+        batch: 10,
+    };
+    let dry = reconcile(&w.deps, &quick, true).await.unwrap();
+    assert_eq!((dry.asked, dry.booked), (1, 1));
+    assert_eq!(
+        status(&w, &lead).await,
+        LeadStatus::MeetingRequested,
+        "a dry run changes nothing"
+    );
+    let report = reconcile(&w.deps, &quick, false).await.unwrap();
+    assert_eq!((report.asked, report.booked), (1, 1));
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    // The real webhook, late: nothing changes, nothing is added.
+    let before = w.store.timeline(&lead.id).await.unwrap().len();
+    let late = apply_event(&w.deps, &skipup("meeting_request.booked", "evt_late", 90))
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        ApplyOutcome::NoChange {
+            lead_id: lead.id.clone()
+        }
+    );
+    assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), before);
+    // No longer open: not asked again.
+    assert_eq!(reconcile(&w.deps, &quick, false).await.unwrap().asked, 0);
+}
+
+#[tokio::test]
+async fn reconciliation_asks_an_active_request_again_only_after_another_quiet_period() {
+    use shared::handlers::reconcile::{ReconcileSettings, reconcile};
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .statuses
+        .lock()
+        .unwrap()
+        .insert(MR.into(), "active".into());
+    let quick = ReconcileSettings {
+        after: TimeDelta::minutes(30),
+        batch: 10,
+    };
+    let first = reconcile(&w.deps, &quick, false).await.unwrap();
+    assert_eq!((first.asked, first.open), (1, 1));
+    assert_eq!(reconcile(&w.deps, &quick, false).await.unwrap().asked, 0);
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingRequested);
 }

@@ -7,7 +7,11 @@
 //! | email claim | `EMAIL#{email}` | `CLAIM` | `lead_id`, `claimed_at` (epoch s), `expires_at` (TTL) |
 //! | pointer | `MR#{meeting_request_id}`, `SKODE#{skode_lead_id}` or `PHONE#{+digits}` | `POINTER` | `lead_id` |
 //! | processed event | `EVENT#{provider}:{event_id}` | `SEEN` | `expires_at` (TTL) |
+//! | booking before its lead | `BOOKING#{email}` | `{tool}:{booking id}` | `state`, `rank`, `expires_at` (TTL) |
 //! | unmatched event | `UNMATCHED#{provider}:{event_id}` | `EVENT` | `reason`, `event` (JSON), `expires_at` (TTL) |
+//!
+//! A lead whose recovery waits on SkipUp also carries `open` and `open_since`, the keys
+//! of the sparse GSI `open_recoveries` that reconciliation queries.
 //!
 //! A new lead, its first timeline entry and its email claim are written in one
 //! transaction; so is every later change with its timeline entry and pointer, under a
@@ -22,7 +26,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::lead::{
-    EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, TimeZoneName, TimelineEntry,
+    BookingState, EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, SkipUpCancel,
+    TimeZoneName, TimelineEntry,
 };
 use crate::ports::{CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, StoreError};
 
@@ -30,6 +35,12 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Name of the GSI over lead items by submission day (`day`, then `submitted_at`).
 pub const BY_DAY_INDEX: &str = "by_day";
+
+/// Name of the sparse GSI over open recoveries (`open`, then `open_since`).
+pub const OPEN_RECOVERIES_INDEX: &str = "open_recoveries";
+
+/// The one `open` value: the index is small (open recoveries only), so one partition.
+const OPEN: &str = "OPEN";
 
 #[derive(Debug, Clone)]
 pub struct DynamoLeadStore {
@@ -217,6 +228,34 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
         let keys = lead.applied_events.iter().map(s).collect();
         item.insert("applied_events".into(), AttributeValue::L(keys));
     }
+    if !lead.bookings.is_empty() {
+        let bookings = lead
+            .bookings
+            .iter()
+            .map(|(key, state)| (key.clone(), s(state.as_str())))
+            .collect();
+        item.insert("bookings".into(), AttributeValue::M(bookings));
+    }
+    if let Some(c) = &lead.skipup_cancel {
+        item.insert("cancel_meeting_request_id".into(), s(&c.meeting_request_id));
+        item.insert("cancel_reason".into(), s(&c.reason));
+        item.insert("cancel_decided_at".into(), time(c.decided_at));
+        if let Some(done) = c.done_at {
+            item.insert("cancel_done_at".into(), time(done));
+        }
+    }
+    if let Some(heard) = lead.skipup_heard_at {
+        item.insert("skipup_heard_at".into(), time(heard));
+    }
+    // The sparse `open_recoveries` index holds only the recoveries waiting on SkipUp,
+    // so reconciliation reads those and never the rest of the table.
+    if lead.recovery_open() {
+        item.insert("open".into(), s(OPEN));
+        item.insert(
+            "open_since".into(),
+            time(lead.skipup_heard_at.unwrap_or(lead.updated_at)),
+        );
+    }
     if let Some(r) = &lead.recovery {
         item.insert("recovery_key".into(), s(&r.idempotency_key));
         item.insert("recovery_started_at".into(), time(r.started_at));
@@ -377,8 +416,39 @@ fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
             }
             _ => Vec::new(),
         },
+        bookings: bookings(item)?,
+        skipup_cancel: match r.opt("cancel_meeting_request_id") {
+            Some(meeting_request_id) => Some(SkipUpCancel {
+                meeting_request_id,
+                reason: r.opt("cancel_reason").unwrap_or_default(),
+                decided_at: r.time("cancel_decided_at")?,
+                done_at: r.time_opt("cancel_done_at")?,
+            }),
+            None => None,
+        },
+        skipup_heard_at: r.time_opt("skipup_heard_at")?,
         version: r.number("version")?,
     })
+}
+
+/// The `bookings` map, in key order.
+fn bookings(item: &Item) -> Result<Vec<(String, BookingState)>, StoreError> {
+    let Some(AttributeValue::M(map)) = item.get("bookings") else {
+        return Ok(Vec::new());
+    };
+    let mut bookings = map
+        .iter()
+        .map(|(key, state)| {
+            state
+                .as_s()
+                .ok()
+                .and_then(|v| BookingState::parse(v))
+                .map(|state| (key.clone(), state))
+                .ok_or_else(|| StoreError::Corrupt(format!("attribute bookings.{key} is invalid")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    bookings.sort();
+    Ok(bookings)
 }
 
 fn entry_to_item(id: &LeadId, entry: &TimelineEntry) -> Item {
@@ -538,6 +608,105 @@ impl LeadStore for DynamoLeadStore {
         }
     }
 
+    async fn remember_booking(
+        &self,
+        email: &EmailAddress,
+        key: &str,
+        state: BookingState,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let rank = state as u8;
+        let item = HashMap::from([
+            ("pk".to_string(), s(format!("BOOKING#{email}"))),
+            ("sk".to_string(), s(key)),
+            ("state".to_string(), s(state.as_str())),
+            ("rank".to_string(), n(rank)),
+            ("expires_at".to_string(), n(expires_at.timestamp())),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #rank <= :rank")
+            .expression_attribute_names("#rank", "rank")
+            .expression_attribute_values(":rank", n(rank))
+            .send()
+            .await;
+        match result.map_err(write_error) {
+            // What is remembered already says more.
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn remembered_bookings(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, BookingState)>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("BOOKING#{email}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // TTL deletes lazily (and not at all in a local emulator): filter here too.
+        let mut bookings = Vec::new();
+        for item in page.items() {
+            let r = Reader(item);
+            if (r.number("expires_at")? as i64) <= now.timestamp() {
+                continue;
+            }
+            let state = r.req("state")?;
+            let state = BookingState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("booking state {state:?}")))?;
+            bookings.push((r.req("sk")?, state));
+        }
+        Ok(bookings)
+    }
+
+    async fn quiet_recoveries(
+        &self,
+        quiet_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        while ids.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_RECOVERIES_INDEX)
+                .key_condition_expression("#open = :open AND open_since < :before")
+                .expression_attribute_names("#open", "open")
+                .expression_attribute_values(":open", s(OPEN))
+                .expression_attribute_values(
+                    ":before",
+                    s(quiet_before.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                )
+                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let id = Reader(item).req("lead_id")?;
+                ids.push(LeadId::parse(&id).map_err(|e| StoreError::Corrupt(e.into()))?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(ids)
+    }
+
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
         let mut entries = Vec::new();
         let mut start: Option<Item> = None;
@@ -657,6 +826,8 @@ pub async fn create_leads_table(client: &Client, table: &str) -> Result<(), Stor
         .attribute_definitions(attribute("sk"))
         .attribute_definitions(attribute("day"))
         .attribute_definitions(attribute("submitted_at"))
+        .attribute_definitions(attribute("open"))
+        .attribute_definitions(attribute("open_since"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(
@@ -667,6 +838,20 @@ pub async fn create_leads_table(client: &Client, table: &str) -> Result<(), Stor
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index name and keys are set"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(OPEN_RECOVERIES_INDEX)
+                .key_schema(key("open", KeyType::Hash))
+                .key_schema(key("open_since", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("lead_id")
                         .build(),
                 )
                 .build()

@@ -62,6 +62,12 @@ pub struct ScriptedSkipUp {
     pub calls: std::sync::Mutex<Vec<(String, CreateMeetingRequest)>>,
     pub members: std::sync::Mutex<Vec<String>>,
     pub member_lookups: std::sync::atomic::AtomicUsize,
+    /// What `GET /meeting_requests/{id}` answers, by id (else 404).
+    pub statuses: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Answers to the next cancellations (`Ok(())` cancels); then each cancels.
+    pub cancel_answers: std::sync::Mutex<std::collections::VecDeque<Result<(), SkipUpError>>>,
+    /// Every cancellation asked for: (meeting request id, idempotency key, notify).
+    pub cancels: std::sync::Mutex<Vec<(String, String, bool)>>,
 }
 
 impl ScriptedSkipUp {
@@ -116,9 +122,42 @@ impl SkipUpApi for ScriptedSkipUp {
     }
 
     async fn get_meeting_request(&self, id: &str) -> Result<MeetingRequest, SkipUpError> {
-        Err(SkipUpError::NotFound {
-            message: id.to_string(),
-        })
+        match self.statuses.lock().unwrap().get(id) {
+            Some(status) => Ok(MeetingRequest {
+                id: id.to_string(),
+                status: status.clone(),
+                organizer_email: None,
+                participant_emails: None,
+                created_at: None,
+                booked_at: None,
+                cancelled_at: None,
+            }),
+            None => Err(SkipUpError::NotFound {
+                message: id.to_string(),
+            }),
+        }
+    }
+
+    async fn cancel_meeting_request(
+        &self,
+        id: &str,
+        idempotency_key: &str,
+        notify: bool,
+    ) -> Result<MeetingRequest, SkipUpError> {
+        self.cancels
+            .lock()
+            .unwrap()
+            .push((id.to_string(), idempotency_key.to_string(), notify));
+        self.cancel_answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(()))?;
+        self.statuses
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), "cancelled".into());
+        self.get_meeting_request(id).await
     }
 
     async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError> {

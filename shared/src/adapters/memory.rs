@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::lead::{EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::lead::{BookingState, EmailAddress, Lead, LeadId, TimelineEntry};
 use crate::ports::{
     CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, Queue, QueueError, QueueMessage,
     StoreError,
@@ -89,6 +89,8 @@ struct LeadState {
     pointers: HashMap<Pointer, LeadId>,
     seen: HashSet<String>,
     unmatched: Vec<(String, String, String)>,
+    /// Bookings of addresses without a lead yet: (state, expires at) by key.
+    remembered: HashMap<EmailAddress, HashMap<String, (BookingState, DateTime<Utc>)>>,
 }
 
 impl MemoryLeadStore {
@@ -201,6 +203,61 @@ impl LeadStore for MemoryLeadStore {
         entries.sort_by_key(|a| a.at);
         Ok(entries)
     }
+
+    async fn remember_booking(
+        &self,
+        email: &EmailAddress,
+        key: &str,
+        state: BookingState,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut store = self.lock();
+        let known = store.remembered.entry(email.clone()).or_default();
+        let entry = known.entry(key.to_string()).or_insert((state, expires_at));
+        if state >= entry.0 {
+            *entry = (state, expires_at.max(entry.1));
+        }
+        Ok(())
+    }
+
+    async fn remembered_bookings(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, BookingState)>, StoreError> {
+        let store = self.lock();
+        let mut bookings: Vec<(String, BookingState)> = store
+            .remembered
+            .get(email)
+            .into_iter()
+            .flatten()
+            .filter(|(_, (_, expires))| *expires > now)
+            .map(|(key, (state, _))| (key.clone(), *state))
+            .collect();
+        bookings.sort();
+        Ok(bookings)
+    }
+
+    async fn quiet_recoveries(
+        &self,
+        quiet_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        let mut open: Vec<Lead> = self
+            .lock()
+            .leads
+            .values()
+            .filter(|lead| lead.recovery_open() && open_since(lead) < quiet_before)
+            .cloned()
+            .collect();
+        open.sort_by_key(open_since);
+        Ok(open.into_iter().take(limit).map(|lead| lead.id).collect())
+    }
+}
+
+/// When an open recovery last heard from SkipUp (or was asked about).
+fn open_since(lead: &Lead) -> DateTime<Utc> {
+    lead.skipup_heard_at.unwrap_or(lead.updated_at)
 }
 
 #[async_trait]

@@ -218,6 +218,24 @@ impl SkipUpApi for SkipUpClient {
             .map(|s| s.data)
     }
 
+    async fn cancel_meeting_request(
+        &self,
+        id: &str,
+        idempotency_key: &str,
+        notify: bool,
+    ) -> Result<MeetingRequest, SkipUpError> {
+        let builder = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/meeting_requests/{id}/cancel"),
+            )
+            .header("Idempotency-Key", idempotency_key)
+            .json(&serde_json::json!({ "notify": notify }));
+        self.send::<Single<MeetingRequest>>(builder)
+            .await
+            .map(|s| s.data)
+    }
+
     async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, SkipUpError> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;

@@ -273,6 +273,8 @@ pub struct Conversation {
     pub meeting_request_id: String,
     /// The first participant, when the payload names one.
     pub email: Option<String>,
+    /// The request's organizer, when the payload names one (`organizer_changed`).
+    pub organizer_email: Option<String>,
 }
 
 /// A SkipCalls call outcome, for the lead's timeline.

@@ -105,6 +105,9 @@ fn parse(top: &Map<String, Value>) -> Parsed {
                 event_type: t.clone(),
                 meeting_request_id: id.to_owned(),
                 email,
+                organizer_email: meeting_request
+                    .and_then(|mr| text(mr, &["organizer_email"]))
+                    .and_then(normalize_email),
             }))
         }
         (Some(t), Some(_)) => Err(Unrecognized(format!("not a meeting request event: {t}"))),

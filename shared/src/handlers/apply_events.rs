@@ -3,6 +3,9 @@
 //! Each event is applied once (processed-event markers, and the lead's own list of
 //! applied events inside the versioned write), through the monotonic lifecycle, with
 //! one timeline entry; an event no lead matches is kept for an operator, never dropped.
+//! Bookings made outside SkipUp and disqualifications follow the booking rules of
+//! [`crate::lifecycle::outside`]; when they stop a recovery, SkipUp's conversation is
+//! cancelled once ([`settle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +16,21 @@ use tracing::Instrument;
 
 use super::MessageFailure;
 use crate::connectors::{
-    CallOutcome, Connectors, Conversation, CrmLeadChange, Event, FormSubmission,
+    Booking, BookingChange, CallOutcome, Connectors, Conversation, CrmLeadChange, Event,
+    FormSubmission, Provider,
 };
 use crate::crm::{CrmConnectors, ReconcileError};
 use crate::inbound::InboundEvent;
-use crate::intake::{IntakeDeps, IntakeOutcome, submit};
-use crate::lead::{EmailAddress, LeadId, LeadStatus, TimelineEntry};
-use crate::lifecycle::{LeadEvent, transition};
+use crate::intake::{IntakeDeps, IntakeOutcome, schedule_if_unscheduled, submit};
+use crate::lead::{
+    BookingState, EmailAddress, Lead, LeadId, LeadStatus, SkipUpCancel, TimelineEntry,
+};
+use crate::lifecycle::{LeadEvent, Outside, outside, transition};
 use crate::metrics;
-use crate::ports::{EventLog, LeadStore, Pointer, StoreError};
+use crate::ports::{EventLog, LeadStore, Pointer, SkipUpApi, StoreError};
+use crate::recovery::stop_conversation;
 use crate::recovery::{CheckMessage, MAX_SQS_DELAY_SECS, backoff};
+use crate::skipup::ErrorClass;
 use crate::update::{Change, update_lead};
 
 /// Function name in metrics.
@@ -40,8 +48,13 @@ pub struct ApplyDeps {
     pub seen_for: TimeDelta,
     /// Skode lead statuses that mean the prospect booked on their own.
     pub skode_booked_statuses: Vec<String>,
+    /// Skode lead statuses that mean: do not contact (`SKODE_SUPPRESS_STATUSES`).
+    pub skode_suppress_statuses: Vec<String>,
     /// The CRM connectors, brought up to each touched lead's status.
     pub crm: CrmConnectors,
+    /// SkipUp (paced, sharing the rate limit): to stop a conversation, and for
+    /// reconciliation.
+    pub skipup: Arc<dyn SkipUpApi>,
 }
 
 /// What syncing one event did.
@@ -60,6 +73,9 @@ pub enum ApplyOutcome {
     LeadCreated { lead_id: LeadId },
     /// No lead matched, or the shape was not understood: kept for an operator.
     Kept { reason: String },
+    /// A booking by an address with no lead yet: remembered for the re-submission
+    /// window, so the form that follows starts as BookedDirectly.
+    Remembered,
     /// An event type the pipeline does not act on.
     Ignored,
 }
@@ -129,8 +145,8 @@ pub async fn apply_event(
         Ok(Event::Call(call)) => on_call(deps, event, &key, call).await?,
         Ok(Event::CrmLead(change)) => on_crm_lead(deps, event, &key, change).await?,
         Ok(Event::Form(form)) => on_form(deps, event, &key, form).await?,
-        // Applied by the booking rules, next.
-        Ok(Event::Booking(_)) | Ok(Event::Ignored) => ApplyOutcome::Ignored,
+        Ok(Event::Booking(booking)) => on_booking(deps, event.provider, &key, booking).await?,
+        Ok(Event::Ignored) => ApplyOutcome::Ignored,
         Err(unrecognized) => ApplyOutcome::Kept {
             reason: format!("payload shape not recognized: {}", unrecognized.0),
         },
@@ -153,13 +169,43 @@ pub async fn apply_event(
         _ => {}
     }
     if let Some(lead_id) = outcome.lead_id() {
-        tell_crm(deps, lead_id).await?;
+        settle(deps, lead_id).await?;
     }
     deps.events
         .mark_seen(&key, deps.intake.clock.now() + deps.seen_for)
         .await
         .map_err(retry)?;
     Ok(outcome)
+}
+
+/// Finishes what a change to the lead started, each step idempotent and read from the
+/// lead, so a retried message completes it: the fresh check of a lead back at
+/// Submitted, the cancellation of its SkipUp conversation, and its CRM status.
+pub async fn settle(deps: &ApplyDeps, lead_id: &LeadId) -> Result<(), MessageFailure> {
+    let Some(lead) = deps.store.get_lead(lead_id).await.map_err(retry)? else {
+        return Ok(());
+    };
+    if lead.status == LeadStatus::Submitted && lead.check_scheduled_at.is_none() {
+        schedule_if_unscheduled(&deps.intake, lead.clone(), deps.intake.clock.now())
+            .await
+            .map_err(|e| MessageFailure::after(backoff(1), e))?;
+    }
+    if lead
+        .skipup_cancel
+        .as_ref()
+        .is_some_and(|c| c.done_at.is_none())
+    {
+        let now = deps.intake.clock.now();
+        stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION)
+            .await
+            .map_err(|e| {
+                if e.class() == ErrorClass::Configuration {
+                    metrics::count(FUNCTION, &[("SkipUpAuthFailures", 1.0)]);
+                }
+                MessageFailure::after(e.retry_after().unwrap_or_else(|| backoff(2)), e)
+            })?;
+    }
+    tell_crm(deps, lead_id).await
 }
 
 /// Brings the CRM up to the lead's status. A CRM that is down must not hold back the
@@ -227,14 +273,16 @@ async fn find_first(
 /// changes nothing and is left off the timeline.
 type Decision = Option<(Option<LeadStatus>, Option<Pointer>)>;
 
-/// Applies `decide`'s verdict (at most once per event key) with one timeline entry.
+/// Applies `decide`'s verdict (at most once per event key) with one timeline entry
+/// from `source`. `decide` may edit the lead beyond its status (bookings, a
+/// cancellation to make); its edits are saved only with a decision.
 async fn apply(
     deps: &ApplyDeps,
-    event: &InboundEvent,
+    source: &str,
     key: &str,
     id: &LeadId,
-    decide: impl Fn(&crate::lead::Lead) -> Decision + Send + Sync,
-    detail: String,
+    mut decide: impl FnMut(&mut Lead) -> Decision + Send,
+    detail: impl Fn(&Lead) -> String + Send + Sync,
 ) -> Result<ApplyOutcome, MessageFailure> {
     let mut applied = None;
     let now = deps.intake.clock.now().trunc_subsecs(3);
@@ -253,6 +301,9 @@ async fn apply(
         if let Some(Pointer::MeetingRequest(mr)) = &pointer {
             lead.meeting_request_id = Some(mr.clone());
         }
+        if source == Provider::SKIPUP.as_str() || source == RECONCILE {
+            lead.skipup_heard_at = Some(at);
+        }
         lead.remember_applied(key);
         lead.updated_at = at;
         applied = Some(status);
@@ -260,9 +311,9 @@ async fn apply(
             entry: Some(TimelineEntry {
                 at,
                 event_id: key.to_string(),
-                source: event.provider.to_string(),
+                source: source.to_string(),
                 status,
-                detail: detail.clone(),
+                detail: detail(lead),
             }),
             pointer,
         })
@@ -283,6 +334,9 @@ async fn apply(
     })
 }
 
+/// The source of changes made by reconciliation.
+pub(crate) const RECONCILE: &str = "reconcile";
+
 async fn on_conversation(
     deps: &ApplyDeps,
     event: &InboundEvent,
@@ -290,9 +344,11 @@ async fn on_conversation(
     conversation: Conversation,
 ) -> Result<ApplyOutcome, MessageFailure> {
     let event_type = conversation.event_type.as_str();
-    let Some(lead_event) = LeadEvent::from_skipup_type(event_type) else {
+    let organizer_changed = event_type == "meeting_request.organizer_changed";
+    let lead_event = LeadEvent::from_skipup_type(event_type);
+    if lead_event.is_none() && !organizer_changed {
         return Ok(ApplyOutcome::Ignored);
-    };
+    }
     let mr_id = conversation.meeting_request_id;
     let email = conversation
         .email
@@ -305,14 +361,46 @@ async fn on_conversation(
             reason: "no lead for this meeting request or participant".into(),
         });
     };
-    let detail = format!("{event_type} ({mr_id})");
+    let source = event.provider.as_str();
+    match lead_event {
+        Some(lead_event) => apply_conversation(deps, source, key, &id, &mr_id, lead_event).await,
+        None => {
+            let organizer = conversation
+                .organizer_email
+                .as_deref()
+                .and_then(|e| EmailAddress::parse(e).ok());
+            change_organizer(deps, source, key, &id, &mr_id, organizer).await
+        }
+    }
+}
+
+/// Applies one SkipUp conversation event (a webhook, or what reconciliation read).
+pub(crate) async fn apply_conversation(
+    deps: &ApplyDeps,
+    source: &str,
+    key: &str,
+    id: &LeadId,
+    mr_id: &str,
+    lead_event: LeadEvent,
+) -> Result<ApplyOutcome, MessageFailure> {
+    let event_type = match lead_event {
+        LeadEvent::MeetingRequestCreated => "meeting_request.created",
+        LeadEvent::FollowedUp => "meeting_request.follow_up_sent",
+        LeadEvent::Booked | LeadEvent::BookedOnTheirOwn => "meeting_request.booked",
+        LeadEvent::Cancelled => "meeting_request.cancelled",
+    };
     apply(
         deps,
-        event,
+        source,
         key,
-        &id,
+        id,
         |lead| {
-            let ours = lead.meeting_request_id.as_deref() == Some(mr_id.as_str());
+            // The `cancelled` that follows our own cancellation is recorded, and
+            // changes nothing else.
+            if lead_event == LeadEvent::Cancelled && cancelled_by_us(lead, mr_id) {
+                return Some((None, None));
+            }
+            let ours = lead.meeting_request_id.as_deref() == Some(mr_id);
             // Outreach begins when a check takes the lead; its webhooks can overtake
             // SkipUp's answer to the check, so they may not name a known request yet.
             let outreach = lead.recovery.is_some() || lead.meeting_request_id.is_some();
@@ -325,12 +413,218 @@ async fn on_conversation(
             // Remember a request we learn of first through its webhook.
             let learned = lead.meeting_request_id.is_none()
                 && status.is_some_and(|s| s != LeadStatus::BookedDirectly);
-            let pointer = learned.then(|| Pointer::MeetingRequest(mr_id.clone()));
+            let pointer = learned.then(|| Pointer::MeetingRequest(mr_id.to_string()));
             (status.is_some() || pointer.is_some()).then_some((status, pointer))
         },
+        |lead| {
+            if lead_event == LeadEvent::Cancelled && cancelled_by_us(lead, mr_id) {
+                format!("{event_type} ({mr_id}): the cancellation we asked for")
+            } else {
+                format!("{event_type} ({mr_id})")
+            }
+        },
+    )
+    .await
+}
+
+fn cancelled_by_us(lead: &Lead, mr_id: &str) -> bool {
+    lead.skipup_cancel
+        .as_ref()
+        .is_some_and(|c| c.meeting_request_id == mr_id)
+}
+
+/// `meeting_request.organizer_changed`: the lead's organizer follows SkipUp's.
+async fn change_organizer(
+    deps: &ApplyDeps,
+    source: &str,
+    key: &str,
+    id: &LeadId,
+    mr_id: &str,
+    organizer: Option<EmailAddress>,
+) -> Result<ApplyOutcome, MessageFailure> {
+    apply(
+        deps,
+        source,
+        key,
+        id,
+        |lead| {
+            if lead.meeting_request_id.as_deref() != Some(mr_id) {
+                return None;
+            }
+            if organizer.is_some() {
+                lead.organizer_email = organizer.clone();
+            }
+            Some((None, None))
+        },
+        // The timeline names the role, not the address.
+        |lead| {
+            let who = match &organizer {
+                None => "not named in the event",
+                Some(o) if lead.profile.assigned_rep_email.as_ref() == Some(o) => {
+                    "the assigned rep"
+                }
+                Some(_) => "another workspace member",
+            };
+            format!("meeting_request.organizer_changed ({mr_id}): the organizer is now {who}")
+        },
+    )
+    .await
+}
+
+/// A booking made outside SkipUp: merged into the lead's bookings, then the booking
+/// rules. A booking whose address has no lead yet is remembered for the lead to come.
+async fn on_booking(
+    deps: &ApplyDeps,
+    provider: Provider,
+    key: &str,
+    booking: Booking,
+) -> Result<ApplyOutcome, MessageFailure> {
+    let booking_key = format!("{provider}:{}", booking.booking_id);
+    let state = match booking.change {
+        BookingChange::Booked => BookingState::Booked,
+        BookingChange::Rescheduled => BookingState::Rescheduled,
+        BookingChange::Cancelled => BookingState::Cancelled,
+    };
+    let mut bookings = vec![(booking_key, state)];
+    if let Some(old) = &booking.replaces {
+        bookings.push((format!("{provider}:{old}"), BookingState::Replaced));
+    }
+    let pointer = || Pointer::Email(booking.email.clone());
+    let mut lead_id = find_first(&*deps.store, [pointer()]).await?;
+    if lead_id.is_none() {
+        let expires = deps.intake.clock.now() + deps.intake.settings.resubmit_window;
+        for (key, state) in &bookings {
+            deps.store
+                .remember_booking(&booking.email, key, *state, expires)
+                .await
+                .map_err(retry)?;
+        }
+        // A form may have started the lead meanwhile; intake reads what is remembered
+        // after it creates a lead, so one of the two sees the other.
+        lead_id = find_first(&*deps.store, [pointer()]).await?;
+    }
+    let Some(id) = lead_id else {
+        tracing::info!(email = %booking.email.log_tag(), "booking before its lead; remembered");
+        return Ok(ApplyOutcome::Remembered);
+    };
+    let what = match booking.change {
+        BookingChange::Booked => "booked",
+        BookingChange::Rescheduled => "rescheduled",
+        BookingChange::Cancelled => "cancelled",
+    };
+    let when = booking
+        .start_at
+        .map(|at| {
+            format!(
+                " for {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        })
+        .unwrap_or_default();
+    let detail = format!("{provider} booking {what}{when} ({})", booking.booking_id);
+    apply_outside(
+        deps,
+        provider.as_str(),
+        key,
+        &id,
+        |lead| merge_bookings(lead, &bookings),
         detail,
     )
     .await
+}
+
+/// Merges bookings into a lead: the signal the booking rules read.
+pub(crate) fn merge_bookings(lead: &mut Lead, bookings: &[(String, BookingState)]) -> Outside {
+    let mut new = false;
+    for (key, state) in bookings {
+        new |= lead.record_booking(key, *state);
+    }
+    Outside::Booking {
+        new,
+        standing: lead.has_standing_booking(),
+    }
+}
+
+/// Applies a booking or a disqualification by the rules of [`outside`]: a new status,
+/// a fresh check after the recovery delay, the decision to stop SkipUp (carried out
+/// by [`settle`]). A booking that tells nothing new is left off the timeline.
+pub(crate) async fn apply_outside(
+    deps: &ApplyDeps,
+    source: &str,
+    key: &str,
+    id: &LeadId,
+    mut signal: impl FnMut(&mut Lead) -> Outside + Send,
+    detail: String,
+) -> Result<ApplyOutcome, MessageFailure> {
+    let now = deps.intake.clock.now().trunc_subsecs(3);
+    let delay = deps.intake.settings.delay;
+    let reason = detail.clone();
+    apply(
+        deps,
+        source,
+        key,
+        id,
+        |lead| {
+            let signal = signal(lead);
+            if matches!(signal, Outside::Booking { new: false, .. }) {
+                return None;
+            }
+            let verdict = outside(lead.status, lead.outreach_began(), signal);
+            if verdict.recheck {
+                lead.due_at = now + delay;
+                lead.check_scheduled_at = None;
+                lead.recovery = None;
+            }
+            if verdict.stop_skipup && lead.skipup_cancel.is_none() {
+                lead.skipup_cancel = lead.meeting_request_id.clone().map(|mr| SkipUpCancel {
+                    meeting_request_id: mr,
+                    reason: reason.clone(),
+                    decided_at: now,
+                    done_at: None,
+                });
+            }
+            if verdict.status == Some(LeadStatus::Suppressed) {
+                lead.status_reason = Some(reason.clone());
+            }
+            // What changes no status (a booking of a lead already booked, a
+            // disqualification of one Meeting Scheduled) is still worth a line.
+            Some((verdict.status, None))
+        },
+        move |lead| {
+            if lead.status == LeadStatus::Submitted && lead.check_scheduled_at.is_none() {
+                format!("{detail}; no booking of theirs stands: a fresh check is due")
+            } else {
+                detail.clone()
+            }
+        },
+    )
+    .await
+}
+
+/// Stops a lead's recovery for good: the operator's `recovery suppress`, with the same
+/// rules as a CRM's disqualification, then [`settle`]d.
+pub async fn suppress(
+    deps: &ApplyDeps,
+    id: &LeadId,
+    reason: &str,
+) -> Result<ApplyOutcome, MessageFailure> {
+    let key = format!(
+        "operator:suppress:{}",
+        deps.intake.clock.now().timestamp_millis()
+    );
+    let outcome = apply_outside(
+        deps,
+        "operator",
+        &key,
+        id,
+        |_| Outside::Disqualified,
+        format!("suppressed by an operator: {reason}"),
+    )
+    .await?;
+    if let Some(lead_id) = outcome.lead_id() {
+        settle(deps, lead_id).await?;
+    }
+    Ok(outcome)
 }
 
 async fn on_call(
@@ -350,7 +644,16 @@ async fn on_call(
         });
     };
     // A call's outcome goes on the timeline without moving the status.
-    apply(deps, event, key, &id, |_| Some((None, None)), call.detail).await
+    let source = event.provider.as_str();
+    apply(
+        deps,
+        source,
+        key,
+        &id,
+        |_| Some((None, None)),
+        |_| call.detail.clone(),
+    )
+    .await
 }
 
 /// A form submission (a form tool, or Skode `lead.created`) goes through intake.
@@ -371,7 +674,8 @@ async fn on_form(
     })
 }
 
-/// A lead changed in the CRM: a booked status is a booking made without us.
+/// A lead changed in the CRM: a booked status is a booking made without us, a status in
+/// `SKODE_SUPPRESS_STATUSES` a disqualification.
 async fn on_crm_lead(
     deps: &ApplyDeps,
     event: &InboundEvent,
@@ -395,20 +699,24 @@ async fn on_crm_lead(
         });
     };
     let status = change.status.unwrap_or_default();
-    let booked = deps
-        .skode_booked_statuses
-        .iter()
-        .any(|b| b.eq_ignore_ascii_case(&status));
-    if !booked {
+    let listed = |statuses: &[String]| statuses.iter().any(|b| b.eq_ignore_ascii_case(&status));
+    let source = event.provider.as_str();
+    let detail = format!("lead.updated in Skode: status {status}");
+    if listed(&deps.skode_suppress_statuses) {
+        return apply_outside(deps, source, key, &id, |_| Outside::Disqualified, detail).await;
+    }
+    if !listed(&deps.skode_booked_statuses) {
         return Ok(ApplyOutcome::NoChange { lead_id: id });
     }
-    apply(
+    // A booked status is a booking like any other, one per Skode lead.
+    let booking = vec![(format!("skode:{}", id), BookingState::Booked)];
+    apply_outside(
         deps,
-        event,
+        source,
         key,
         &id,
-        |lead| transition(lead.status, LeadEvent::BookedOnTheirOwn).map(|s| (Some(s), None)),
-        format!("lead.updated in Skode: status {status}"),
+        |lead| merge_bookings(lead, &booking),
+        detail,
     )
     .await
 }

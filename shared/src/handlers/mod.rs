@@ -3,6 +3,7 @@
 
 pub mod apply_events;
 pub mod form_intake;
+pub mod reconcile;
 pub mod recovery_check;
 pub mod webhook_health;
 pub mod webhook_ingest;

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::crm::CrmConnectors;
-use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, TimelineEntry};
+use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, SkipUpCancel, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
 use crate::ports::{Clock, LeadStore, Pointer, Queue, Redelivery, SkipUpApi, StoreError};
 use crate::recovery::{
     CheckMessage, MemberCache, RecoverySettings, backoff, build_meeting_request, idempotency_key,
+    stop_conversation,
 };
 use crate::skipup::{ErrorClass, MeetingRequest, SkipUpError};
 use crate::update::{Change, update_lead};
@@ -183,9 +184,19 @@ async fn decide(
         .expect("begin() fixed the idempotency key");
     match request(deps, &lead, &key, now).await {
         Ok((meeting_request, organizer)) => {
-            record_requested(deps, &lead.id, &meeting_request, &organizer, now)
+            let lead = record_requested(deps, &lead.id, &meeting_request, &organizer, now)
                 .await
                 .map_err(store_retry(receive_count))?;
+            if let Some(lead) = lead {
+                stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION)
+                    .await
+                    .map_err(|e| {
+                        MessageFailure::after(
+                            e.retry_after().unwrap_or_else(|| backoff(receive_count)),
+                            e,
+                        )
+                    })?;
+            }
             Ok(CheckOutcome::Requested {
                 meeting_request_id: meeting_request.id,
             })
@@ -307,7 +318,7 @@ async fn record_requested(
     meeting_request: &MeetingRequest,
     organizer: &EmailAddress,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Option<Lead>, StoreError> {
     let mr_id = meeting_request.id.clone();
     // The timeline names the role, not the address.
     let who = if organizer == &deps.settings.default_organizer {
@@ -327,6 +338,20 @@ async fn record_requested(
         }
         lead.meeting_request_id = Some(mr_id.clone());
         lead.organizer_email = Some(organizer.clone());
+        lead.skipup_heard_at = Some(now);
+        // A booking or a disqualification overtook the request: SkipUp must stop.
+        if matches!(
+            lead.status,
+            LeadStatus::BookedDirectly | LeadStatus::Suppressed
+        ) && lead.skipup_cancel.is_none()
+        {
+            lead.skipup_cancel = Some(SkipUpCancel {
+                meeting_request_id: mr_id.clone(),
+                reason: format!("the lead became {} while its request was made", lead.status),
+                decided_at: now,
+                done_at: None,
+            });
+        }
         if let Some(recovery) = &mut lead.recovery {
             recovery.lease_until = None;
         }
@@ -343,7 +368,6 @@ async fn record_requested(
         })
     })
     .await
-    .map(|_| ())
 }
 
 async fn record_failed(
