@@ -117,7 +117,7 @@ impl Verify for TimestampedSignature {
     fn verify(&self, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
         TimestampedSignature::verify(
             self,
-            delivery.header(Self::HEADER),
+            delivery.header(self.header()),
             delivery.body,
             delivery.now.timestamp(),
         )
