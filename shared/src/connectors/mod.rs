@@ -44,6 +44,7 @@ connectors! {
     forms::Forms,
     webflow::Webflow,
     calendly::Calendly,
+    calcom::CalCom,
 }
 
 /// Everything one outside tool's webhooks need.
