@@ -45,6 +45,7 @@ connectors! {
     webflow::Webflow,
     calendly::Calendly,
     calcom::CalCom,
+    savvycal::SavvyCal,
 }
 
 /// Everything one outside tool's webhooks need.
