@@ -46,6 +46,7 @@ connectors! {
     calendly::Calendly,
     calcom::CalCom,
     savvycal::SavvyCal,
+    bookings::Bookings,
 }
 
 /// Everything one outside tool's webhooks need.
