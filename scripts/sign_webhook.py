@@ -21,6 +21,13 @@ The form tools' schemes print one `name: value` line per header (connectors.md, 
              X-HubSpot-Signature: {hex SHA-256 of secret + METHOD + URI + body}
   forms      Authorization: Bearer {secret}
 
+and so do the booking tools' (connectors.md, 2):
+
+  calendly   Calendly-Webhook-Signature: t={unix seconds},v1={hex HMAC-SHA256 of "{t}.{body}"}
+  calcom     X-Cal-Signature-256:  {hex HMAC-SHA256 of the body}
+  savvycal   x-savvycal-signature: sha256={HEX HMAC-SHA256 of the body, uppercase as in the docs}
+  bookings   Authorization: Bearer {secret}
+
 The secret comes from $WEBHOOK_SECRET so it never appears in a process list.
 
   printf '%s' "$BODY" | WEBHOOK_SECRET=whsec_... scripts/sign_webhook.py skipup
@@ -44,7 +51,7 @@ import time
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scheme", choices=["skipup", "skipcalls", "skode", "typeform", "tally", "webflow", "hubspot", "hubspot-v2", "forms"])
+    parser.add_argument("scheme", choices=["skipup", "skipcalls", "skode", "typeform", "tally", "webflow", "hubspot", "hubspot-v2", "forms", "calendly", "calcom", "savvycal", "bookings"])
     parser.add_argument("--url", help="the URL called (hubspot signs it)")
     parser.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     parser.add_argument("--event", help="a Lambda HTTP event file to sign and print")
@@ -61,6 +68,10 @@ def main() -> int:
         body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
     else:
         body = sys.stdin.buffer.read()
+    if args.scheme in BOOKING_TOOLS:
+        for name, value in booking_tool_headers(args.scheme, secret.encode("utf-8"), body, args.timestamp):
+            print(f"{name}: {value}")
+        return 0
     if args.scheme in FORM_TOOLS:
         for name, value in form_tool_headers(args.scheme, secret.encode("utf-8"), body, args.timestamp, args.url or ""):
             print(f"{name}: {value}")
@@ -111,6 +122,22 @@ def form_tool_headers(scheme: str, key: bytes, body: bytes, timestamp, url: str)
     if scheme == "hubspot-v2":
         digest = hashlib.sha256(key + b"POST" + url.encode() + body).hexdigest()
         return [("X-HubSpot-Signature-Version", "v2"), ("X-HubSpot-Signature", digest)]
+    return [("Authorization", "Bearer " + key.decode())]
+
+
+BOOKING_TOOLS = {"calendly", "calcom", "savvycal", "bookings"}
+
+
+def booking_tool_headers(scheme: str, key: bytes, body: bytes, timestamp):
+    if scheme == "calendly":
+        t = str(timestamp if timestamp is not None else int(time.time()))
+        digest = hmac.new(key, t.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+        return [("Calendly-Webhook-Signature", f"t={t},v1={digest}")]
+    if scheme == "calcom":
+        return [("X-Cal-Signature-256", hmac.new(key, body, hashlib.sha256).hexdigest())]
+    if scheme == "savvycal":
+        digest = hmac.new(key, body, hashlib.sha256).hexdigest().upper()
+        return [("x-savvycal-signature", "sha256=" + digest)]
     return [("Authorization", "Bearer " + key.decode())]
 
 

@@ -145,7 +145,7 @@ enum Command {
     /// Send a correctly signed sample delivery to URL and print the answer.
     Simulate {
         /// `form` (POST /forms), or a connector: skipup, skipcalls, skode, typeform,
-        /// tally, webflow, hubspot, forms.
+        /// tally, webflow, hubspot, forms, calendly, calcom, savvycal, bookings.
         sender: Sender,
         url: String,
         /// The signing secret (default: the first of the sender's *_WEBHOOK_SECRETS,

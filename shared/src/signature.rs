@@ -3,9 +3,9 @@
 //! rotated without refusing deliveries.
 //!
 //! - [`TimestampedSignature`]: `t={unix seconds},v1={hex}` over `{t}.{body}` (SkipUp,
-//!   and our own form intake and outbound webhooks).
+//!   and our own form intake and outbound webhooks; Calendly in its own header).
 //! - [`BodySignature`]: hex HMAC of the body (SkipCalls, with an optional `sha256=`
-//!   prefix; Skode).
+//!   prefix; Skode; Cal.com; SavvyCal, with the prefix required).
 
 use std::fmt;
 
@@ -276,10 +276,13 @@ impl Base64BodySignature {
 /// `X-Webhook-Signature: t={unix seconds},v1={hex}[,v1={hex}...]`, HMAC-SHA256 over
 /// the timestamp exactly as sent, a dot, and the raw body. Entries of other schemes
 /// (`v0=`, ...) are ignored, but at least one `v1` must be present and well formed.
+/// The same scheme in another header with [`TimestampedSignature::in_header`]
+/// (Calendly's `Calendly-Webhook-Signature`).
 #[derive(Debug)]
 pub struct TimestampedSignature {
     secrets: SecretSet,
     tolerance_secs: i64,
+    header: &'static str,
 }
 
 /// Default freshness window, both past and future.
@@ -288,11 +291,24 @@ pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 impl TimestampedSignature {
     pub const HEADER: &'static str = "x-webhook-signature";
 
+    /// Read from [`Self::HEADER`].
     pub fn new(secrets: SecretSet, tolerance_secs: u64) -> Self {
         Self {
             secrets,
             tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
+            header: Self::HEADER,
         }
+    }
+
+    /// Read from `header` (lowercase) instead.
+    pub fn in_header(mut self, header: &'static str) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// The (lowercase) header the signature travels in.
+    pub fn header(&self) -> &'static str {
+        self.header
     }
 
     /// The header value a sender puts on `body` at `timestamp`.
@@ -395,32 +411,46 @@ impl<'a> ParsedTimestamped<'a> {
 /// deduplicating on the event id):
 /// - SkipCalls, `X-Webhook-Signature`: the encoding is undocumented, so hex in either
 ///   case is accepted, with or without a `sha256=` prefix;
-/// - Skode, `X-Skode-Signature`: hex in either case.
+/// - Skode, `X-Skode-Signature`: hex in either case;
+/// - any other header and [`DigestPrefix`] with [`BodySignature::new`] (Cal.com,
+///   SavvyCal).
 #[derive(Debug)]
 pub struct BodySignature {
     secrets: SecretSet,
     header: &'static str,
-    accepts_prefix: bool,
+    prefix: DigestPrefix,
+}
+
+/// Whether a `sha256=` prefix (in either case) comes before a hex digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestPrefix {
+    /// The bare digest.
+    None,
+    /// With or without the prefix.
+    Optional,
+    /// Always with it.
+    Required,
 }
 
 impl BodySignature {
     pub const SKIPCALLS_HEADER: &'static str = "x-webhook-signature";
     pub const SKODE_HEADER: &'static str = "x-skode-signature";
 
-    pub fn skipcalls(secrets: SecretSet) -> Self {
+    /// The digest in `header` (lowercase).
+    pub fn new(secrets: SecretSet, header: &'static str, prefix: DigestPrefix) -> Self {
         Self {
             secrets,
-            header: Self::SKIPCALLS_HEADER,
-            accepts_prefix: true,
+            header,
+            prefix,
         }
     }
 
+    pub fn skipcalls(secrets: SecretSet) -> Self {
+        Self::new(secrets, Self::SKIPCALLS_HEADER, DigestPrefix::Optional)
+    }
+
     pub fn skode(secrets: SecretSet) -> Self {
-        Self {
-            secrets,
-            header: Self::SKODE_HEADER,
-            accepts_prefix: false,
-        }
+        Self::new(secrets, Self::SKODE_HEADER, DigestPrefix::None)
     }
 
     /// The (lowercase) header the signature travels in.
@@ -441,9 +471,15 @@ impl BodySignature {
             return Err(SignatureError::NoSecrets);
         }
         let text = header_text(header)?;
-        let digest_text = match text.get(..7) {
-            Some(prefix) if self.accepts_prefix && prefix.eq_ignore_ascii_case("sha256=") => {
-                &text[7..]
+        let prefixed = text
+            .get(..7)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sha256="));
+        let digest_text = match (self.prefix, prefixed) {
+            (DigestPrefix::Optional | DigestPrefix::Required, true) => &text[7..],
+            (DigestPrefix::Required, false) => {
+                return Err(SignatureError::MalformedHeader(
+                    "missing the sha256= prefix",
+                ));
             }
             _ => text,
         };

@@ -10,7 +10,8 @@ pub fn python_sign(scheme: &str, secret: &str, timestamp: Option<i64>, body: &[u
 }
 
 /// The headers a form tool sends (`typeform`, `tally`, `webflow`, `hubspot`,
-/// `hubspot-v2`, `forms`), signed by the reference signer at `timestamp` (unix
+/// `hubspot-v2`, `forms`) or a booking tool (`calendly`, `calcom`, `savvycal`,
+/// `bookings`), signed by the reference signer at `timestamp` (unix
 /// seconds, default now) for a delivery to `url`.
 pub fn python_sign_headers(
     scheme: &str,

@@ -43,6 +43,10 @@ connectors! {
     hubspot::HubSpot,
     forms::Forms,
     webflow::Webflow,
+    calendly::Calendly,
+    calcom::CalCom,
+    savvycal::SavvyCal,
+    bookings::Bookings,
 }
 
 /// Everything one outside tool's webhooks need.
@@ -117,7 +121,7 @@ impl Verify for TimestampedSignature {
     fn verify(&self, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
         TimestampedSignature::verify(
             self,
-            delivery.header(Self::HEADER),
+            delivery.header(self.header()),
             delivery.body,
             delivery.now.timestamp(),
         )
@@ -195,6 +199,52 @@ pub(crate) fn form_event(draft: fields::ProfileDraft, tool: &str) -> Result<Even
     }
 }
 
+/// A value that is there and not blank.
+fn present(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// What a scheduling tool's delivery says about one booking, as sent.
+pub(crate) struct BookingFields<'a> {
+    pub change: BookingChange,
+    pub booking_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub start_at: Option<&'a str>,
+    pub replaces: Option<&'a str>,
+}
+
+impl BookingFields<'_> {
+    /// The booking, or kept for an operator when it has no booking id or no usable
+    /// email (the booking rules match by both); `id_field` and `email_field` say where
+    /// `tool` keeps them. A start time that is not RFC 3339 is dropped, never a reason
+    /// to refuse.
+    pub(crate) fn event(
+        self,
+        tool: &str,
+        id_field: &str,
+        email_field: &str,
+    ) -> Result<Event, Unrecognized> {
+        let booking_id = present(self.booking_id)
+            .ok_or_else(|| Unrecognized(format!("no booking id ({tool}: {id_field})")))?;
+        let raw_email = present(self.email)
+            .ok_or_else(|| Unrecognized(format!("no email ({tool}: {email_field})")))?;
+        let email = EmailAddress::parse(raw_email).map_err(|error| {
+            Unrecognized(format!("no usable email ({tool}: {email_field} {error})"))
+        })?;
+        Ok(Event::Booking(Booking {
+            booking_id: booking_id.to_owned(),
+            email,
+            change: self.change,
+            start_at: present(self.start_at).and_then(|at| {
+                DateTime::parse_from_rfc3339(at)
+                    .ok()
+                    .map(|at| at.with_timezone(&Utc))
+            }),
+            replaces: present(self.replaces).map(str::to_owned),
+        }))
+    }
+}
+
 /// What a connector read from a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -216,6 +266,25 @@ impl Parsed {
     ) -> Self {
         let subject = match &event {
             Ok(Event::Form(form)) => Subject::Email(form.profile.email.as_str().to_string()),
+            _ => Subject::Unknown,
+        };
+        Self {
+            event_id,
+            event_type,
+            subject,
+            event,
+        }
+    }
+
+    /// A scheduling tool's delivery, about the booking's email (one person's events
+    /// stay in order).
+    pub(crate) fn booking(
+        event_id: Option<String>,
+        event_type: Option<String>,
+        event: Result<Event, Unrecognized>,
+    ) -> Self {
+        let subject = match &event {
+            Ok(Event::Booking(booking)) => booking.subject(),
             _ => Subject::Unknown,
         };
         Self {
@@ -571,7 +640,10 @@ mod tests {
                     "{provider}"
                 );
             } else {
-                assert_eq!(provider.as_str(), "forms");
+                assert!(
+                    ["forms", "bookings"].contains(&provider.as_str()),
+                    "{provider}"
+                );
             }
         }
     }
