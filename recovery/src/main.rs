@@ -17,8 +17,11 @@ use recovery::stack::{Options, Stack, first_secret};
 use recovery::{demo, stack};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::config::Env;
+use shared::handlers::apply_events::suppress;
+use shared::handlers::reconcile::reconcile;
+use shared::lead::{EmailAddress, LeadId};
 use shared::pacing::Pace;
-use shared::ports::{LeadListing, SystemClock};
+use shared::ports::{LeadListing, Pointer, SystemClock};
 use shared::report::Report;
 
 #[derive(Parser)]
@@ -122,6 +125,23 @@ enum Command {
         /// Leads in flight at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+    },
+    /// Stop a lead's recovery for good (the prospect opted out, is a customer, ...): the
+    /// lead becomes Suppressed unless it is Meeting Scheduled, and SkipUp's
+    /// conversation, if one started, is cancelled without telling the prospect.
+    Suppress {
+        /// The lead's email (the lead it last started) or its id (`l_...`).
+        lead: String,
+        /// Why, for the lead's timeline.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Ask SkipUp about every recovery it has been quiet about for RECONCILE_AFTER_SECONDS
+    /// and apply what it says (what the hourly schedule runs).
+    Reconcile {
+        /// Show what SkipUp says; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// The dead-letter queues of the checks and CRM queues.
     Dlq {
@@ -240,6 +260,48 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             let summary = backfill(&job, &*store, &source, &settings, limit).await?;
             summary.print(&mut std::io::stdout())?;
             Ok(exit(summary.complete()))
+        }
+        Command::Suppress { lead, reason } => {
+            let target = Target::resolve(local).await?;
+            let (deps, _) = target.apply_deps().await?;
+            let id = match LeadId::parse(&lead) {
+                Ok(id) => id,
+                Err(_) => {
+                    let email = EmailAddress::parse(&lead).map_err(|e| {
+                        anyhow::anyhow!("{lead:?} is neither a lead id nor an email: {e}")
+                    })?;
+                    deps.store
+                        .find_lead(&Pointer::Email(email))
+                        .await?
+                        .context("no lead for this email")?
+                }
+            };
+            let outcome = suppress(&deps, &id, &reason)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.reason()))?;
+            let lead = deps.store.get_lead(&id).await?.context("no such lead")?;
+            println!("{id}: {} ({outcome:?})", lead.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile { dry_run } => {
+            let target = Target::resolve(local).await?;
+            let (deps, settings) = target.apply_deps().await?;
+            let report = reconcile(&deps, &settings, dry_run)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.reason()))?;
+            for (id, status) in &report.leads {
+                println!("{id}: SkipUp says {status}");
+            }
+            println!(
+                "{}asked {}: {} booked, {} cancelled, {} still open, {} failed",
+                if dry_run { "dry run: " } else { "" },
+                report.asked,
+                report.booked,
+                report.cancelled,
+                report.open,
+                report.failed
+            );
+            Ok(exit(report.failed == 0))
         }
         Command::Dlq { command } => {
             let target = Target::resolve(local).await?;

@@ -10,10 +10,17 @@ use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 use shared::adapters::aws::{load_env, load_sdk_config};
+use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::skipup::SkipUpClient;
-use shared::config::{Env, skipup_settings};
+use shared::adapters::sqs::SqsQueue;
+use shared::config::{ApplyConfig, Env, skipup_settings};
+use shared::handlers::apply_events::ApplyDeps;
+use shared::handlers::reconcile::ReconcileSettings;
 use shared::handlers::webhook_health::{HealthReport, check};
+use shared::intake::IntakeDeps;
+use shared::pacing::PacedSkipUp;
 use shared::ports::SkipUpApi;
+use shared::ports::SystemClock;
 use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, WebhookEndpoint};
 
 use crate::stack::local_defaults;
@@ -88,6 +95,38 @@ impl Target {
 
     pub fn skipup(&self) -> anyhow::Result<SkipUpClient> {
         Ok(SkipUpClient::new(skipup_settings(&self.env)?)?)
+    }
+
+    /// What `apply-events` runs with, on this stack's table and checks queue: for
+    /// `suppress` and `reconcile`, which act as it does.
+    pub async fn apply_deps(&self) -> anyhow::Result<(ApplyDeps, ReconcileSettings)> {
+        use std::sync::Arc;
+        let table = self.table()?;
+        let checks = self.queue_url(QueueKind::Checks).await?;
+        let env = self.env.clone().with_defaults([
+            ("LEADS_TABLE", table.clone()),
+            ("CHECK_QUEUE_URL", checks.clone()),
+        ]);
+        let config = ApplyConfig::from_env(&env)?;
+        let store = Arc::new(DynamoLeadStore::new(self.dynamo(), table));
+        let skipup = Arc::new(SkipUpClient::new(config.skipup)?);
+        let deps = ApplyDeps {
+            connectors: config.connectors,
+            store: store.clone(),
+            events: store.clone(),
+            intake: IntakeDeps {
+                store,
+                checks: Arc::new(SqsQueue::new(self.sqs(), checks)),
+                clock: Arc::new(SystemClock),
+                settings: config.intake,
+            },
+            seen_for: config.seen_for,
+            skode_booked_statuses: config.skode_booked_statuses,
+            skode_suppress_statuses: config.skode_suppress_statuses,
+            crm: shared::adapters::crm::connectors(config.crm)?,
+            skipup: Arc::new(PacedSkipUp::new(skipup, config.skipup_pace)),
+        };
+        Ok((deps, config.reconcile))
     }
 
     pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
