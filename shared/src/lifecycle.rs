@@ -233,7 +233,7 @@ mod tests {
                     if new {
                         bookings[i] = Some(cancelled);
                     }
-                    let standing = bookings.iter().any(|b| *b == Some(false));
+                    let standing = bookings.contains(&Some(false));
                     outside(status, outreach, Outside::Booking { new, standing }).status
                 }
                 Signal::Disqualified => outside(status, outreach, Outside::Disqualified).status,
