@@ -8,7 +8,26 @@
 //! The outcome of each conversation follows from the seed and the participant's
 //! address, so a run is repeatable. Deliveries can be repeated and shuffled to test
 //! a receiver against late, duplicate and out-of-order webhooks.
+//!
+//! The conversation moves its meeting request as it goes, one step (`step`) per
+//! delivery: the request is booked (or cancelled) when the first copy of that webhook
+//! (or, shuffled, of a later one) is due, so `GET` shows each change as it happens,
+//! whether or not the webhook arrives. It respects what the API did:
+//!
+//! - while the request is paused it starts no delivery and changes nothing, checking
+//!   again each step, and goes on where it was once resumed (retries of deliveries
+//!   started before the pause go on);
+//! - once the API cancelled the request, it neither follows up nor books (nor cancels
+//!   it a second time): it sends `meeting_request.cancelled` (same envelope shapes,
+//!   copies and retries as the others) and stops. Only `created` copies still due may
+//!   go out besides; a delivery of any other event due after the cancellation is given
+//!   up before its next attempt.
+//!
+//! With `drop_webhooks` each event of a request (decided once per request and event
+//! type, from the seed and the participant's address) may be dropped: never sent to
+//! anyone, as if SkipUp gave up on it, though the request's state changes all the same.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +36,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::Inner;
+use crate::{Halt, Inner};
 
 /// Knobs of the simulator.
 #[derive(Debug, Clone)]
@@ -42,6 +61,9 @@ pub struct ConversationConfig {
     pub max_retries: u32,
     /// How long a receiver may take to answer.
     pub timeout: Duration,
+    /// Chance, 0.0 to 1.0, that an event is never sent (decided once per meeting
+    /// request and event type, from the seed).
+    pub drop_webhooks: f64,
 }
 
 impl Default for ConversationConfig {
@@ -56,6 +78,7 @@ impl Default for ConversationConfig {
             retry_unit: Duration::from_secs(12),
             max_retries: 8,
             timeout: Duration::from_secs(10),
+            drop_webhooks: 0.0,
         }
     }
 }
@@ -73,7 +96,11 @@ pub struct Conversation {
     pub meeting_request_id: String,
     pub participant: String,
     pub follow_up: bool,
+    /// How the conversation was planned to end.
     pub outcome: Outcome,
+    /// The API cancelled the request before that end: the conversation sent
+    /// `meeting_request.cancelled` instead and stopped.
+    pub cancelled_by_api: bool,
 }
 
 impl Conversation {
@@ -94,6 +121,7 @@ impl Conversation {
             } else {
                 Outcome::Cancelled
             },
+            cancelled_by_api: false,
         }
     }
 
@@ -109,6 +137,25 @@ impl Conversation {
         });
         types
     }
+}
+
+/// Whether a webhook of `event_type` may still be sent after the API cancelled its
+/// request: the `created` it began with and the `cancelled` itself.
+pub(crate) fn may_follow_a_cancel(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "meeting_request.created" | "meeting_request.cancelled"
+    )
+}
+
+/// Whether the `event_type` event of the request for `participant` is dropped.
+fn drops(config: &ConversationConfig, seed: u64, participant: &str, event_type: &str) -> bool {
+    config.drop_webhooks > 0.0
+        && fastrand::Rng::with_seed(
+            seed ^ fnv1a(participant.as_bytes()) ^ fnv1a(event_type.as_bytes()).rotate_left(17),
+        )
+        .f64()
+            < config.drop_webhooks
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -161,35 +208,92 @@ fn body(event_type: &str, request: &Value, event_id: &str, shape: u64) -> Vec<u8
     serde_json::to_vec(&value).expect("JSON serializes")
 }
 
-/// Plays `conversation` and delivers its webhooks; returns when every delivery ended.
-pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation) {
+/// How many copies of one event to deliver.
+fn copies(rng: &mut fastrand::Rng, config: &ConversationConfig) -> u32 {
+    let (low, high) = config.copies;
+    rng.u32(low.max(1)..=high.max(low.max(1)))
+}
+
+/// Plays `conversation`, which began with `created` (the request as created), and
+/// delivers its webhooks; returns when every delivery ended.
+pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation, created: Value) {
     let config = inner.config.conversation.clone();
+    let mr = conversation.meeting_request_id.as_str();
     let shape = fnv1a(conversation.participant.as_bytes());
     let mut rng = fastrand::Rng::with_seed(inner.config.seed ^ shape ^ 1);
-    let mut pending = Vec::new();
-    for (step, event_type) in conversation.event_types().into_iter().enumerate() {
-        let request = inner.advance(&conversation.meeting_request_id, event_type);
-        let event_id = format!(
-            "evt_SANDBOX{}{step}",
-            conversation
-                .meeting_request_id
-                .trim_start_matches("mr_SANDBOX")
-        );
-        let bytes = body(event_type, &request, &event_id, shape);
-        let (low, high) = config.copies;
-        for _ in 0..rng.u32(low.max(1)..=high.max(low.max(1))) {
-            pending.push((event_type, bytes.clone()));
+    let mut events = conversation.event_types();
+    let mut queue = Vec::new();
+    for index in 0..events.len() {
+        for _ in 0..copies(&mut rng, &config) {
+            queue.push(index);
         }
     }
     if config.shuffle {
-        rng.shuffle(&mut pending);
+        rng.shuffle(&mut queue);
     }
+    // Each due delivery is one copy of `events[index]`.
+    let mut queue = VecDeque::from(queue);
+    // The body of an event that just happened, or `None` if it is dropped.
+    let emit = |event_type: &str, index: usize, request: &Value| {
+        if drops(
+            &config,
+            inner.config.seed,
+            &conversation.participant,
+            event_type,
+        ) {
+            inner.record_dropped(mr, event_type);
+            return None;
+        }
+        let event_id = format!("evt_SANDBOX{}{index}", mr.trim_start_matches("mr_SANDBOX"));
+        Some(body(event_type, request, &event_id, shape))
+    };
+    // The bodies of the events that happened: the first `happened` of `events`.
+    let mut bodies = vec![emit(events[0], 0, &created)];
+    let mut happened = 1;
+    let mut cancelled_by_api = false;
     let mut tasks = Vec::new();
-    for (event_type, bytes) in pending {
+    while let Some(&due) = queue.front() {
         tokio::time::sleep(config.step).await;
+        let mut halt = inner.halted(mr);
+        while halt.is_none() && happened <= due {
+            match inner.happen(mr, events[happened]) {
+                Ok(request) => {
+                    bodies.push(emit(events[happened], happened, &request));
+                    happened += 1;
+                }
+                Err(reason) => halt = Some(reason),
+            }
+        }
+        match halt {
+            Some(Halt::Paused) => continue,
+            Some(Halt::CancelledByApi(request)) if !cancelled_by_api => {
+                // What was to come is off; the cancellation goes out instead.
+                cancelled_by_api = true;
+                let index = events.len();
+                events.push("meeting_request.cancelled");
+                // Events that will not happen now have no body.
+                bodies.resize(index, None);
+                bodies.push(emit(events[index], index, &request));
+                happened = events.len();
+                queue.retain(|i| *i == 0);
+                for _ in 0..copies(&mut rng, &config) {
+                    queue.push_back(index);
+                }
+                if config.shuffle {
+                    rng.shuffle(queue.make_contiguous());
+                }
+            }
+            _ => {}
+        }
+        let Some(index) = queue.pop_front() else {
+            break;
+        };
+        let (event_type, Some(bytes)) = (events[index], &bodies[index]) else {
+            continue;
+        };
         for url in inner.subscribed(event_type) {
             let inner = inner.clone();
-            let mr = conversation.meeting_request_id.clone();
+            let mr = mr.to_string();
             let bytes = bytes.clone();
             tasks.push(tokio::spawn(async move {
                 deliver(&inner, event_type, &mr, &url, &bytes).await;
@@ -217,7 +321,7 @@ async fn deliver(inner: &Inner, event_type: &str, mr: &str, url: &str, bytes: &[
         if attempt > 0 {
             tokio::time::sleep(config.retry_unit * attempt * attempt).await;
         }
-        if !inner.endpoint_enabled(url) {
+        if !inner.begin_attempt(mr, event_type, url) {
             break;
         }
         record.attempts += 1;

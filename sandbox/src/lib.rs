@@ -9,6 +9,27 @@
 //! Every request it accepted or refused is recorded, so tests can assert on what the
 //! pipeline sent. Each accepted request then starts a simulated conversation that
 //! sends signed webhooks back to the registered endpoints ([`conversation`]).
+//!
+//! A request can also be moved by the API, through the same gate (key, rate limit,
+//! faults) and honouring `Idempotency-Key` per route like create does:
+//!
+//! - `POST /meeting_requests/{id}/cancel`, optional body `{"notify": bool}` (default
+//!   false; any other body is 422 `validation_error`): from `active` or `paused` only,
+//!   200 `{"data": request}` with status `cancelled` and `cancelled_at` set; a booked or
+//!   cancelled request is 422 `invalid_request` ("Cannot cancel a request that is
+//!   already booked"). Its conversation stops: no follow-up and no booking after it,
+//!   and a `meeting_request.cancelled` webhook goes out instead. [`Sandbox::cancels`]
+//!   counts the cancellations per request, [`Sandbox::sent_after_cancel`] lists the
+//!   follow-up and booked webhooks sent after one (which should be none).
+//! - `POST /meeting_requests/{id}/pause` (from `active` only) and `.../resume` (from
+//!   `paused` only), 200 `{"data": request}` or 422 `invalid_request`. A paused
+//!   conversation sends nothing and books nothing until it is resumed or cancelled.
+//! - An unknown id is 404 `not_found`.
+//!
+//! `GET /meeting_requests/{id}` always shows the request's true state, whether or not
+//! its webhooks arrived: with [`ConversationConfig::drop_webhooks`] some events are
+//! never sent at all (as if SkipUp gave up on them) while the state still changes,
+//! and [`Sandbox::dropped`] lists them.
 
 pub mod conversation;
 
@@ -64,6 +85,28 @@ impl Default for SandboxConfig {
     }
 }
 
+/// What the API did to one meeting request by cancelling it (200 answers that
+/// changed its state; replays and refusals do not count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cancellation {
+    /// Cancellations performed: at most 1, since a cancelled request stays cancelled.
+    pub count: usize,
+    /// Whether a cancellation asked SkipUp to notify the participants.
+    pub notify: bool,
+}
+
+/// One `POST /meeting_requests/{id}/cancel|pause|resume` the double answered.
+#[derive(Debug, Clone)]
+pub struct ActionCall {
+    pub meeting_request_id: String,
+    /// `cancel`, `pause` or `resume`.
+    pub action: String,
+    pub idempotency_key: Option<String>,
+    /// The body as JSON (`Null` when there was none or it was not JSON).
+    pub body: Value,
+    pub status: u16,
+}
+
 /// One `POST /meeting_requests` the double answered, with what it answered.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -78,7 +121,8 @@ pub struct Recorded {
 struct Data {
     members: Vec<String>,
     meeting_requests: HashMap<String, Value>,
-    idempotency: HashMap<String, (Instant, u16, Value)>,
+    /// Stored answers by (route, key).
+    idempotency: HashMap<(String, String), (Instant, u16, Value)>,
     window: VecDeque<Instant>,
     endpoints: Vec<Value>,
     recorded: Vec<Recorded>,
@@ -90,6 +134,13 @@ struct Data {
     deliveries: Vec<Delivery>,
     /// Recent delivery failures per endpoint URL.
     failures: HashMap<String, VecDeque<Instant>>,
+    /// Cancellations by the API, with where the send log stood at the cancellation.
+    cancels: HashMap<String, (Cancellation, usize)>,
+    /// Every delivery attempt made, in order: (meeting request, event type).
+    sends: Vec<(String, String)>,
+    /// Events never sent: (meeting request, event type).
+    dropped: Vec<(String, String)>,
+    actions: Vec<ActionCall>,
 }
 
 struct Inner {
@@ -127,6 +178,18 @@ impl Sandbox {
         let app = Router::new()
             .route("/api/v1/meeting_requests", post(create_meeting_request))
             .route("/api/v1/meeting_requests/{id}", get(get_meeting_request))
+            .route(
+                "/api/v1/meeting_requests/{id}/cancel",
+                post(cancel_meeting_request),
+            )
+            .route(
+                "/api/v1/meeting_requests/{id}/pause",
+                post(pause_meeting_request),
+            )
+            .route(
+                "/api/v1/meeting_requests/{id}/resume",
+                post(resume_meeting_request),
+            )
             .route(
                 "/api/v1/webhook_endpoints",
                 get(list_webhook_endpoints).post(create_webhook_endpoint),
@@ -219,6 +282,58 @@ impl Sandbox {
         self.inner.lock().disable(url, reason);
     }
 
+    /// How many cancellations the API performed, per meeting request.
+    pub fn cancels(&self) -> HashMap<String, usize> {
+        self.inner
+            .lock()
+            .cancels
+            .iter()
+            .map(|(id, (c, _))| (id.clone(), c.count))
+            .collect()
+    }
+
+    /// The API's cancellations per meeting request, with whether they asked to notify.
+    pub fn cancellations(&self) -> HashMap<String, Cancellation> {
+        self.inner
+            .lock()
+            .cancels
+            .iter()
+            .map(|(id, (c, _))| (id.clone(), *c))
+            .collect()
+    }
+
+    /// Every `cancel`, `pause` and `resume` call answered so far, in order.
+    pub fn actions(&self) -> Vec<ActionCall> {
+        self.inner.lock().actions.clone()
+    }
+
+    /// The `follow_up_sent` and `booked` webhooks sent (delivery attempts made) for a
+    /// request after the API cancelled it, as (meeting request, event type), from the
+    /// log of every attempt. SkipUp sends none, so this stays empty.
+    pub fn sent_after_cancel(&self) -> Vec<(String, String)> {
+        let data = self.inner.lock();
+        data.sends
+            .iter()
+            .enumerate()
+            .filter(|(i, (mr, event_type))| {
+                !conversation::may_follow_a_cancel(event_type)
+                    && data.cancels.get(mr).is_some_and(|(_, at)| i >= at)
+            })
+            .map(|(_, send)| send.clone())
+            .collect()
+    }
+
+    /// The webhook events never sent to anyone (`drop_webhooks`), as (meeting request,
+    /// event type), in the order they happened.
+    pub fn dropped(&self) -> Vec<(String, String)> {
+        self.inner.lock().dropped.clone()
+    }
+
+    /// Every webhook delivery attempt made so far, as (meeting request, event type).
+    pub fn sends(&self) -> Vec<(String, String)> {
+        self.inner.lock().sends.clone()
+    }
+
     /// Answers by status code.
     pub fn status_counts(&self) -> HashMap<u16, usize> {
         let mut counts = HashMap::new();
@@ -229,9 +344,29 @@ impl Sandbox {
     }
 }
 
+/// Why a conversation cannot go on for now.
+pub(crate) enum Halt {
+    /// Paused: wait for a resume (or a cancellation).
+    Paused,
+    /// The API cancelled the request, which is now as given.
+    CancelledByApi(Value),
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 impl Data {
+    fn halted(&self, id: &str) -> Option<Halt> {
+        let request = self.meeting_requests.get(id)?;
+        if self.cancels.contains_key(id) {
+            return Some(Halt::CancelledByApi(request.clone()));
+        }
+        (request["status"] == "paused").then_some(Halt::Paused)
+    }
+
     fn disable(&mut self, url: &str, reason: &str) {
-        let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let at = now_text();
         for endpoint in self.endpoints.iter_mut().filter(|e| e["url"] == url) {
             endpoint["enabled"] = json!(false);
             endpoint["disabled_at"] = json!(at);
@@ -245,13 +380,26 @@ impl Inner {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves a meeting request along with its conversation; returns it as it is now.
-    fn advance(&self, id: &str, event_type: &str) -> Value {
+    /// Why the conversation of request `id` cannot go on now, if it cannot.
+    pub(crate) fn halted(&self, id: &str) -> Option<Halt> {
+        self.lock().halted(id)
+    }
+
+    /// Makes `event_type` happen to request `id` (a booking books it, a cancellation
+    /// cancels it) unless the request is paused or was cancelled by the API; returns
+    /// the request as it is now. A request its conversation already ended stays as it is.
+    pub(crate) fn happen(&self, id: &str, event_type: &str) -> Result<Value, Halt> {
         let mut data = self.lock();
+        if let Some(halt) = data.halted(id) {
+            return Err(halt);
+        }
         let Some(request) = data.meeting_requests.get_mut(id) else {
-            return json!({ "id": id });
+            return Ok(json!({ "id": id }));
         };
-        let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if request["status"] != "active" {
+            return Ok(request.clone());
+        }
+        let at = now_text();
         match event_type {
             "meeting_request.booked" => {
                 request["status"] = json!("booked");
@@ -264,7 +412,32 @@ impl Inner {
             _ => {}
         }
         request["updated_at"] = json!(at);
-        request.clone()
+        Ok(request.clone())
+    }
+
+    /// Notes that `event_type` of request `id` will never be sent.
+    pub(crate) fn record_dropped(&self, id: &str, event_type: &str) {
+        self.lock()
+            .dropped
+            .push((id.to_string(), event_type.to_string()));
+    }
+
+    /// Whether to make a delivery attempt of `event_type` about `mr` to `url`: not to a
+    /// disabled endpoint, and nothing but `created` and `cancelled` once the API
+    /// cancelled the request. An attempt allowed is logged as sent.
+    pub(crate) fn begin_attempt(&self, mr: &str, event_type: &str, url: &str) -> bool {
+        let mut data = self.lock();
+        let enabled = data
+            .endpoints
+            .iter()
+            .any(|e| e["url"] == url && e["enabled"] == true);
+        if !enabled
+            || (data.cancels.contains_key(mr) && !conversation::may_follow_a_cancel(event_type))
+        {
+            return false;
+        }
+        data.sends.push((mr.to_string(), event_type.to_string()));
+        true
     }
 
     /// URLs of the enabled endpoints subscribed to `event_type` (no list: all).
@@ -280,13 +453,6 @@ impl Inner {
             })
             .filter_map(|e| e["url"].as_str().map(str::to_string))
             .collect()
-    }
-
-    fn endpoint_enabled(&self, url: &str) -> bool {
-        self.lock()
-            .endpoints
-            .iter()
-            .any(|e| e["url"] == url && e["enabled"] == true)
     }
 
     /// Counts a failed delivery; the 10th within 24 hours disables the endpoint.
@@ -501,6 +667,37 @@ fn validate(body: &Value, members: &[String], now: DateTime<Utc>) -> Result<Vec<
 
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The answer stored for `key` on `route`, if any (answers older than 24 h are gone).
+fn replay(data: &mut Data, route: &str, key: Option<&str>, now: Instant) -> Option<(u16, Value)> {
+    let key = key?;
+    data.idempotency
+        .retain(|_, (at, _, _)| now.duration_since(*at) < IDEMPOTENCY_TTL);
+    data.idempotency
+        .get(&(route.to_string(), key.to_string()))
+        .map(|(_, status, answer)| (*status, answer.clone()))
+}
+
+fn store(
+    data: &mut Data,
+    route: &str,
+    key: Option<String>,
+    now: Instant,
+    status: u16,
+    answer: &Value,
+) {
+    if let Some(key) = key {
+        data.idempotency
+            .insert((route.to_string(), key), (now, status, answer.clone()));
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
 async fn create_meeting_request(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -523,9 +720,17 @@ async fn create_meeting_request(
     let created = conversation.as_ref().map(|c| c.meeting_request_id.clone());
     if let Some(conversation) = conversation {
         let player = inner.clone();
+        let request = answer["data"].clone();
         tokio::spawn(async move {
-            conversation::play(player.clone(), conversation).await;
-            player.lock().playing -= 1;
+            // Counted out when the conversation ends, even if it panics.
+            struct Ended(Arc<Inner>);
+            impl Drop for Ended {
+                fn drop(&mut self) {
+                    self.0.lock().playing -= 1;
+                }
+            }
+            let ended = Ended(player);
+            conversation::play(ended.0.clone(), conversation, request).await;
         });
     }
     if slow {
@@ -554,24 +759,18 @@ fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (StatusCode, Value, Option<Conversation>) {
+    const ROUTE: &str = "POST /api/v1/meeting_requests";
     let key = idempotency_key(headers);
     let now = Instant::now();
     let mut data = inner.lock();
-    if let Some(key) = &key {
-        data.idempotency
-            .retain(|_, (at, _, _)| now.duration_since(*at) < IDEMPOTENCY_TTL);
-        if let Some((_, status, answer)) = data.idempotency.get(key) {
-            return (
-                StatusCode::from_u16(*status).expect("stored status"),
-                answer.clone(),
-                None,
-            );
-        }
+    if let Some((status, answer)) = replay(&mut data, ROUTE, key.as_deref(), now) {
+        return (
+            StatusCode::from_u16(status).expect("stored status"),
+            answer,
+            None,
+        );
     }
-    let json_body = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let json_body = is_json(headers);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let result = match (&parsed, json_body) {
         (Some(value), true) if value.is_object() => validate(value, &data.members, Utc::now()),
@@ -593,7 +792,7 @@ fn create(
             let id = format!("mr_SANDBOX{:018}", data.next_id);
             let body = parsed.expect("validated");
             let context = &body["context"];
-            let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let at = now_text();
             let request = json!({
                 "id": id,
                 "organizer_email": body["organizer_email"],
@@ -627,10 +826,7 @@ fn create(
             )
         }
     };
-    if let Some(key) = key {
-        data.idempotency
-            .insert(key, (now, status.as_u16(), answer.clone()));
-    }
+    store(&mut data, ROUTE, key, now, status.as_u16(), &answer);
     (status, answer, created)
 }
 
@@ -650,6 +846,219 @@ async fn get_meeting_request(
             "Couldn't find the requested record",
         ),
     }
+}
+
+/// What the API can do to an existing meeting request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Cancel,
+    Pause,
+    Resume,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Cancel => "cancel",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+        }
+    }
+}
+
+async fn cancel_meeting_request(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    act(inner, headers, id, body, Action::Cancel).await
+}
+
+async fn pause_meeting_request(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    act(inner, headers, id, body, Action::Pause).await
+}
+
+async fn resume_meeting_request(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    act(inner, headers, id, body, Action::Resume).await
+}
+
+/// Answers a cancel, pause or resume the way create is answered: the gate first, then
+/// the change (which a slow fault answers late, having made it); every answer recorded.
+async fn act(
+    inner: Arc<Inner>,
+    headers: HeaderMap,
+    id: String,
+    body: axum::body::Bytes,
+    action: Action,
+) -> Response {
+    let record = |inner: &Inner, status: u16| {
+        inner.lock().actions.push(ActionCall {
+            meeting_request_id: id.clone(),
+            action: action.name().to_string(),
+            idempotency_key: idempotency_key(&headers),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            status,
+        });
+    };
+    let slow = match inner.gate(&headers).await {
+        Gate::Proceed { slow } => slow,
+        Gate::Refuse(response) => {
+            record(&inner, response.status().as_u16());
+            return response;
+        }
+    };
+    let (status, answer) = apply(&inner, &headers, &id, &body, action);
+    if slow {
+        tokio::time::sleep(inner.config.slow_delay).await;
+    }
+    record(&inner, status.as_u16());
+    (status, Json(answer)).into_response()
+}
+
+/// The `notify` of a cancel body: none (or only whitespace) is `false`; otherwise it
+/// must be a JSON object sent as JSON whose one possible field is a boolean `notify`.
+fn cancel_notify(headers: &HeaderMap, body: &[u8]) -> Result<bool, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    let Some(Value::Object(fields)) = serde_json::from_slice(body)
+        .ok()
+        .filter(|_| is_json(headers))
+    else {
+        return Err("the body must be a JSON object sent as application/json".into());
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "notify") {
+        return Err(format!("unknown parameter {other}"));
+    }
+    match fields.get("notify") {
+        None => Ok(false),
+        Some(Value::Bool(notify)) => Ok(*notify),
+        Some(_) => Err("notify must be a boolean".into()),
+    }
+}
+
+/// Cancels, pauses or resumes request `id` (or replays the answer to the key).
+fn apply(
+    inner: &Inner,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    action: Action,
+) -> (StatusCode, Value) {
+    let route = format!("POST /api/v1/meeting_requests/{id}/{}", action.name());
+    let key = idempotency_key(headers);
+    let now = Instant::now();
+    let mut data = inner.lock();
+    if let Some((status, answer)) = replay(&mut data, &route, key.as_deref(), now) {
+        return (StatusCode::from_u16(status).expect("stored status"), answer);
+    }
+    let (status, answer) = change(&mut data, headers, id, body, action);
+    store(&mut data, &route, key, now, status.as_u16(), &answer);
+    (status, answer)
+}
+
+fn refusal(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Value) {
+    (
+        status,
+        json!({ "error": { "type": kind, "message": message } }),
+    )
+}
+
+fn change(
+    data: &mut Data,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    action: Action,
+) -> (StatusCode, Value) {
+    let Some(status) = data
+        .meeting_requests
+        .get(id)
+        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Couldn't find the requested record",
+        );
+    };
+    let notify = match action {
+        Action::Cancel => match cancel_notify(headers, body) {
+            Ok(notify) => notify,
+            Err(message) => {
+                data.violations.push(message.clone());
+                return refusal(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    &message,
+                );
+            }
+        },
+        Action::Pause | Action::Resume => false,
+    };
+    let refused = match (action, status.as_str()) {
+        (Action::Cancel, "active" | "paused") => None,
+        (Action::Cancel, other) => Some(format!("Cannot cancel a request that is already {other}")),
+        (Action::Pause, "active") => None,
+        (Action::Pause, "paused") => Some("Cannot pause a request that is already paused".into()),
+        (Action::Pause, other) => Some(format!("Cannot pause a request that is {other}")),
+        (Action::Resume, "paused") => None,
+        (Action::Resume, _) => Some("Cannot resume a request that is not paused".into()),
+    };
+    if let Some(message) = refused {
+        return refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            &message,
+        );
+    }
+    let at = now_text();
+    let sent_so_far = data.sends.len();
+    let request = data.meeting_requests.get_mut(id).expect("found above");
+    match action {
+        Action::Cancel => {
+            request["status"] = json!("cancelled");
+            request["cancelled_at"] = json!(at);
+            request["paused_at"] = Value::Null;
+        }
+        Action::Pause => {
+            request["status"] = json!("paused");
+            request["paused_at"] = json!(at);
+        }
+        Action::Resume => {
+            request["status"] = json!("active");
+            request["paused_at"] = Value::Null;
+        }
+    }
+    request["updated_at"] = json!(at);
+    let answer = json!({ "data": request });
+    if action == Action::Cancel {
+        let (cancellation, _) = data
+            .cancels
+            .entry(id.to_string())
+            .or_insert((Cancellation::default(), sent_so_far));
+        cancellation.count += 1;
+        cancellation.notify |= notify;
+        for conversation in data
+            .conversations
+            .iter_mut()
+            .filter(|c| c.meeting_request_id == id)
+        {
+            conversation.cancelled_by_api = true;
+        }
+    }
+    (StatusCode::OK, answer)
 }
 
 #[derive(Deserialize)]
@@ -739,7 +1148,7 @@ async fn create_webhook_endpoint(
     };
     let mut data = inner.lock();
     data.next_id += 1;
-    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = now_text();
     let endpoint = json!({
         "id": format!("we_SANDBOX{:018}", data.next_id),
         "url": url,
@@ -783,6 +1192,30 @@ mod tests {
 
     fn members() -> Vec<String> {
         vec!["owner@vendor.example".into()]
+    }
+
+    #[test]
+    fn a_cancel_body_is_nothing_or_a_boolean_notify() {
+        let mut json_headers = HeaderMap::new();
+        json_headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let notify = |body: &str| cancel_notify(&json_headers, body.as_bytes());
+        assert_eq!(notify(""), Ok(false));
+        assert_eq!(notify(" \n"), Ok(false));
+        assert_eq!(notify("{}"), Ok(false));
+        assert_eq!(notify(r#"{"notify": true}"#), Ok(true));
+        assert_eq!(notify(r#"{"notify": false}"#), Ok(false));
+        for refused in [
+            r#"{"notify": "true"}"#,
+            r#"{"notify": 1}"#,
+            r#"{"notify": null}"#,
+            r#"{"notify": true, "reason": "x"}"#,
+            "[]",
+            "null",
+            "notify=true",
+        ] {
+            assert!(notify(refused).is_err(), "{refused}");
+        }
+        assert!(cancel_notify(&HeaderMap::new(), br#"{"notify": true}"#).is_err());
     }
 
     #[tokio::test]

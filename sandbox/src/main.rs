@@ -7,11 +7,16 @@
 //!                [--latency-ms 0]
 //!                [--webhook-secret whsec_sandbox] [--follow-up-odds 0.4]
 //!                [--booked-odds 0.7] [--step-ms 2000] [--copies 1] [--shuffle]
-//!                [--retry-unit-ms 12000]
+//!                [--retry-unit-ms 12000] [--drop-webhooks 0.0]
 //! ```
 //!
 //! Register a webhook endpoint (`POST /api/v1/webhook_endpoints`) and every meeting
 //! request it accepts plays a conversation that sends signed webhooks there.
+//! `--drop-webhooks 0.3` drops each webhook event (per meeting request and event type,
+//! decided from the seed) with that probability: it is never sent, while the request's
+//! state, as `GET /api/v1/meeting_requests/{id}` shows it, still changes. Requests can
+//! be cancelled, paused and resumed with `POST /api/v1/meeting_requests/{id}/cancel`
+//! (body `{"notify": true}` optional), `.../pause` and `.../resume`.
 
 use std::time::Duration;
 
@@ -65,6 +70,13 @@ fn parse_args() -> Result<(u16, SandboxConfig), String> {
             "--retry-unit-ms" => {
                 let ms: u64 = value()?.parse().map_err(|_| invalid("--retry-unit-ms"))?;
                 config.conversation.retry_unit = Duration::from_millis(ms);
+            }
+            "--drop-webhooks" => {
+                let odds: f64 = value()?.parse().map_err(|_| invalid("--drop-webhooks"))?;
+                if !(0.0..=1.0).contains(&odds) {
+                    return Err("--drop-webhooks: must be between 0.0 and 1.0".into());
+                }
+                config.conversation.drop_webhooks = odds;
             }
             other => return Err(format!("unknown argument {other}")),
         }
