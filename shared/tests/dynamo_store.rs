@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::lead::{
-    EmailAddress, Lead, LeadProfile, LeadStatus, Recovery, TimeZoneName, TimelineEntry,
+    BookingState, EmailAddress, Lead, LeadProfile, LeadStatus, Recovery, SkipUpCancel,
+    TimeZoneName, TimelineEntry,
 };
 use shared::ports::{CreateOutcome, LeadStore, Pointer, StoreError};
 use testkit::moto::{free_port, moto, sdk_config_for};
@@ -73,6 +74,21 @@ async fn a_lead_round_trips_with_every_field() {
     lead.check_scheduled_at = Some(at("2026-11-22T09:00:01Z"));
     lead.move_to(LeadStatus::MeetingRequested, at("2026-11-22T09:30:01Z"));
     lead.move_to(LeadStatus::FollowUpSent, at("2026-11-23T09:30:00Z"));
+    lead.bookings = vec![
+        ("calcom:b1".into(), BookingState::Cancelled),
+        (
+            "calendly:https://api.calendly.com/x".into(),
+            BookingState::Booked,
+        ),
+    ];
+    lead.meeting_request_id = Some("mr_1".into());
+    lead.skipup_cancel = Some(SkipUpCancel {
+        meeting_request_id: "mr_1".into(),
+        reason: "booked elsewhere".into(),
+        decided_at: at("2026-11-23T10:00:00Z"),
+        done_at: Some(at("2026-11-23T10:00:01Z")),
+    });
+    lead.skipup_heard_at = Some(at("2026-11-23T09:30:00Z"));
     let first = entry(lead.submitted_at, "intake", Some(LeadStatus::Submitted));
     assert_eq!(
         store.create_lead(&lead, &first, WINDOW).await.unwrap(),
@@ -378,4 +394,268 @@ async fn processed_and_unmatched_events_are_recorded() {
         kept["expires_at"],
         AttributeValue::N(later.timestamp().to_string())
     );
+}
+
+#[tokio::test]
+async fn a_booking_before_its_lead_is_remembered_at_its_highest_state_until_it_expires() {
+    let store = store().await;
+    let email = EmailAddress::parse("early@northwind.example").unwrap();
+    let now = at("2026-11-22T09:00:00Z");
+    let until = now + WINDOW;
+    store
+        .remember_booking(&email, "calendly:i1", BookingState::Cancelled, until)
+        .await
+        .unwrap();
+    // An older event, arriving later, does not undo the cancellation.
+    store
+        .remember_booking(&email, "calendly:i1", BookingState::Booked, until)
+        .await
+        .unwrap();
+    store
+        .remember_booking(
+            &email,
+            "calcom:u2",
+            BookingState::Booked,
+            now + TimeDelta::minutes(5),
+        )
+        .await
+        .unwrap();
+    let mut remembered = store.remembered_bookings(&email, now).await.unwrap();
+    remembered.sort();
+    assert_eq!(
+        remembered,
+        [
+            ("calcom:u2".to_string(), BookingState::Booked),
+            ("calendly:i1".to_string(), BookingState::Cancelled)
+        ]
+    );
+    // Past its window (moto does not expire TTL items: the store filters them).
+    let later = store
+        .remembered_bookings(&email, now + TimeDelta::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        later,
+        [("calendly:i1".to_string(), BookingState::Cancelled)]
+    );
+    let other = EmailAddress::parse("other@northwind.example").unwrap();
+    assert!(
+        store
+            .remembered_bookings(&other, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn quiet_recoveries_come_from_the_open_recoveries_index_quietest_first() {
+    let store = store().await;
+    let mut ids = Vec::new();
+    for (i, (status, heard)) in [
+        (LeadStatus::MeetingRequested, "2026-11-22T01:00:00Z"),
+        (LeadStatus::FollowUpSent, "2026-11-22T00:00:00Z"),
+        (LeadStatus::MeetingRequested, "2026-11-22T08:30:00Z"),
+        (LeadStatus::MeetingScheduled, "2026-11-22T00:00:00Z"),
+        (LeadStatus::Submitted, "2026-11-22T00:00:00Z"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut lead = Lead::new(
+            profile(
+                &format!("open{i}@northwind.example"),
+                Some(&format!("o{i}")),
+            ),
+            at("2026-11-21T20:00:00Z"),
+            TimeDelta::minutes(30),
+        );
+        let e = entry(lead.submitted_at, "intake", None);
+        store.create_lead(&lead, &e, WINDOW).await.unwrap();
+        lead.move_to(status, at(heard));
+        lead.meeting_request_id = Some(format!("mr_{i}"));
+        lead.skipup_heard_at = Some(at(heard));
+        store.save_lead(&lead, None, None).await.unwrap();
+        ids.push(lead.id);
+    }
+    let quiet = store
+        .quiet_recoveries(at("2026-11-22T06:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(quiet, [ids[1].clone(), ids[0].clone()]);
+    let one = store
+        .quiet_recoveries(at("2026-11-22T06:00:00Z"), 1)
+        .await
+        .unwrap();
+    assert_eq!(one, [ids[1].clone()]);
+    // Once closed, a lead leaves the index.
+    let mut closed = store.get_lead(&ids[1]).await.unwrap().unwrap();
+    closed.move_to(LeadStatus::MeetingScheduled, at("2026-11-22T09:00:00Z"));
+    store.save_lead(&closed, None, None).await.unwrap();
+    let quiet = store
+        .quiet_recoveries(at("2026-11-22T06:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(quiet, [ids[0].clone()]);
+}
+
+/// One reconciliation run on a table of `closed` settled leads and 100 open
+/// recoveries (a third of them booked at SkipUp, a third cancelled, a third still
+/// active), its AWS requests counted on the wire to moto_server.
+async fn one_reconciliation_run(
+    closed: usize,
+) -> std::collections::BTreeMap<String, testkit::meter::Usage> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use shared::adapters::fakes::{FixedClock, ScriptedSkipUp};
+    use shared::adapters::memory::MemoryQueue;
+    use shared::handlers::apply_events::ApplyDeps;
+    use shared::handlers::reconcile::{ReconcileSettings, reconcile};
+    use shared::intake::{IntakeDeps, IntakeSettings};
+    use std::sync::Arc;
+
+    let meter = testkit::meter::Meter::new();
+    let client = aws_sdk_dynamodb::Client::new(&meter.wrap(moto().sdk_config().await));
+    let table = unique_name("reconcile");
+    create_leads_table(&client, &table).await.unwrap();
+    let store = Arc::new(DynamoLeadStore::new(client.clone(), table.clone()));
+    // The settled leads: items like any lead's, without the open recovery's keys.
+    let items: Vec<WriteRequest> = (0..closed)
+        .map(|i| {
+            let id = format!("l_{i:024x}");
+            let item = [
+                ("pk", format!("LEAD#{id}")),
+                ("sk", "LEAD".into()),
+                ("lead_id", id),
+                ("status", "Meeting Scheduled".into()),
+                ("email", format!("done{i}@northwind.example")),
+                ("name", "Settled".into()),
+                ("day", "2026-11-01".into()),
+                ("submitted_at", "2026-11-01T09:00:00.000Z".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
+            .collect();
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    for chunk in items.chunks(25) {
+        client
+            .batch_write_item()
+            .request_items(&table, chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+    }
+    let skipup = Arc::new(ScriptedSkipUp::default());
+    for i in 0..100 {
+        let mut lead = Lead::new(
+            profile(
+                &format!("open{i}@northwind.example"),
+                Some(&format!("o{i}")),
+            ),
+            at("2026-11-22T00:00:00Z"),
+            TimeDelta::minutes(30),
+        );
+        store
+            .create_lead(&lead, &entry(lead.submitted_at, "intake", None), WINDOW)
+            .await
+            .unwrap();
+        let mr = format!("mr_{i:04}");
+        lead.move_to(LeadStatus::MeetingRequested, at("2026-11-22T00:30:00Z"));
+        lead.meeting_request_id = Some(mr.clone());
+        lead.skipup_heard_at = Some(at("2026-11-22T00:30:00Z"));
+        store
+            .save_lead(&lead, None, Some(&Pointer::MeetingRequest(mr.clone())))
+            .await
+            .unwrap();
+        let status = ["booked", "cancelled", "active"][i % 3];
+        skipup.statuses.lock().unwrap().insert(mr, status.into());
+    }
+    let deps = ApplyDeps {
+        connectors: shared::connectors::Connectors::from_env(&shared::config::Env::empty())
+            .unwrap(),
+        store: store.clone(),
+        events: store.clone(),
+        intake: IntakeDeps {
+            store,
+            checks: Arc::new(MemoryQueue::new()),
+            clock: Arc::new(FixedClock(at("2026-11-22T12:00:00Z"))),
+            settings: IntakeSettings::default(),
+        },
+        seen_for: TimeDelta::days(7),
+        skode_booked_statuses: vec![],
+        skode_suppress_statuses: vec![],
+        crm: Default::default(),
+        skipup,
+    };
+    let before = meter.usage();
+    let report = reconcile(
+        &deps,
+        &ReconcileSettings {
+            after: TimeDelta::hours(6),
+            batch: 500,
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.asked, report.booked, report.cancelled, report.open),
+        (100, 34, 33, 33)
+    );
+    let after = meter.usage();
+    after
+        .into_iter()
+        .map(|(op, mut usage)| {
+            if let Some(b) = before.get(&op) {
+                usage.requests -= b.requests;
+                usage.request_bytes -= b.request_bytes;
+                usage.response_bytes -= b.response_bytes;
+                usage.write_units -= b.write_units;
+                usage.read_units -= b.read_units;
+            }
+            (op, usage)
+        })
+        .filter(|(_, usage)| usage.requests > 0)
+        .collect()
+}
+
+/// What one reconciliation run costs grows with the open recoveries, not the table:
+/// the same requests and units for 100 open recoveries in a table of 200 leads as in
+/// one of `RECONCILE_COST_LEADS` (2,000 by default, to keep the test quick on moto;
+/// the README's figure is from `RECONCILE_COST_LEADS=10000`). Written to
+/// `target/cost/reconcile-run.json`.
+#[tokio::test]
+async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
+    let leads: usize = std::env::var("RECONCILE_COST_LEADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let small = one_reconciliation_run(100).await;
+    let large = one_reconciliation_run(leads.max(200) - 100).await;
+    let requests = |usage: &std::collections::BTreeMap<String, testkit::meter::Usage>| {
+        usage
+            .iter()
+            .map(|(op, u)| (op.clone(), u.requests))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(requests(&small), requests(&large));
+    let units = |usage: &std::collections::BTreeMap<String, testkit::meter::Usage>| {
+        usage
+            .values()
+            .map(|u| u.read_units + u.write_units)
+            .sum::<f64>()
+    };
+    assert!(
+        (units(&small) - units(&large)).abs() < 1.0,
+        "{small:?} {large:?}"
+    );
+    assert!(!large.contains_key("dynamodb:Scan"), "{large:?}");
+    let report = serde_json::to_string_pretty(&large).unwrap();
+    let path = testkit::workspace_root().join("target/cost/reconcile-run.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &report).unwrap();
+    println!("one reconciliation run, {leads} leads of which 100 open: {report}");
 }
