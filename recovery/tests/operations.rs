@@ -458,7 +458,11 @@ async fn a_webhook_is_registered_once_and_health_reports_what_stops_recovery() {
         panic!("expected a new endpoint");
     };
     assert_eq!(endpoint.url, url);
-    assert_eq!(endpoint.events.len(), 4);
+    assert_eq!(
+        endpoint.events.len(),
+        5,
+        "the recovery events and organizer_changed"
+    );
     use secrecy::ExposeSecret;
     assert_eq!(
         secret.as_ref().map(|s| s.expose_secret()),
