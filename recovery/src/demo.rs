@@ -1,9 +1,13 @@
 //! `recovery demo`: the README's first command. Starts the local stack with the
 //! SkipUp sandbox at second-scale delays, submits a realistic sample of leads (one
-//! form posted twice, two prospects who book on their own, a rep who is not a SkipUp
-//! member, a lead that enters through Skode, a SkipCalls call), prints each status
-//! change as it happens, then the funnel and every timeline. Exits 0 once every lead
-//! reached an outcome, 1 if one did not within the time limit.
+//! form posted twice, prospects who book on their own, a rep who is not a SkipUp
+//! member, a lead that enters through Skode, a SkipCalls call), and the booking rules
+//! at work: a Calendly booking made before the form (nobody is contacted), a Cal.com
+//! booking after SkipUp's outreach began (its conversation is stopped), a booking that
+//! is cancelled before the check (the lead is recovered after all), and conversations
+//! whose webhooks the sandbox drops (reconciliation sets them right). It prints each
+//! status change as it happens, then the funnel and every timeline. Exits 0 once
+//! every lead reached an outcome, 1 if one did not within the time limit.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,7 +23,7 @@ use crate::simulate::{Sender, send};
 use crate::stack::{Options, Stack, first_secret, local_defaults};
 
 /// How long the demo waits for every outcome.
-const LIMIT: Duration = Duration::from_secs(50);
+const LIMIT: Duration = Duration::from_secs(60);
 
 struct Prospect {
     name: &'static str,
@@ -28,7 +32,7 @@ struct Prospect {
     rep: Option<&'static str>,
 }
 
-const PROSPECTS: [Prospect; 8] = [
+const PROSPECTS: [Prospect; 11] = [
     Prospect {
         name: "Dana Ruiz",
         email: "dana.ruiz@northwind.example",
@@ -77,12 +81,42 @@ const PROSPECTS: [Prospect; 8] = [
         company: "Cyberdyne",
         rep: None,
     },
+    // Books through the team's Calendly link from a routing form, before the form's
+    // own webhook arrives.
+    Prospect {
+        name: "Quinn Adler",
+        email: "quinn.adler@oscorp.example",
+        company: "Oscorp",
+        rep: None,
+    },
+    // Books through Cal.com after SkipUp's first email.
+    Prospect {
+        name: "Harper Diaz",
+        email: "harper.diaz@massive.example",
+        company: "Massive Dynamic",
+        rep: None,
+    },
+    // Books, then cancels before the check: dropped off again.
+    Prospect {
+        name: "Rowan Gray",
+        email: "rowan.gray@vandelay.example",
+        company: "Vandelay",
+        rep: None,
+    },
 ];
+
+const QUINN: usize = 8;
+const HARPER: usize = 9;
+const ROWAN: usize = 10;
 
 /// The demo's settings over the process environment: a 2-second recovery delay.
 pub fn options(port: u16) -> Options {
     let mut defaults: HashMap<&str, String> = local_defaults().into_iter().collect();
     defaults.insert("RECOVERY_DELAY_SECONDS", "2".into());
+    // Reconciliation every 2 s for recoveries SkipUp was quiet about for 4 s.
+    defaults.insert("RECONCILE_AFTER_SECONDS", "4".into());
+    defaults.insert("RECONCILE_INTERVAL_SECONDS", "2".into());
+    defaults.insert("RECONCILE_REQUESTS_PER_MINUTE", "600".into());
     Options {
         port,
         env: Env::process().with_defaults(defaults),
@@ -92,9 +126,12 @@ pub fn options(port: u16) -> Options {
                 "alex.morgan@vendor.example".into(),
             ],
             conversation: ConversationConfig {
-                step: Duration::from_millis(400),
+                step: Duration::from_millis(1200),
                 follow_up_odds: 0.5,
                 booked_odds: 0.7,
+                // A quarter of SkipUp's webhooks never arrive, as when an endpoint
+                // is disabled: reconciliation repairs those leads.
+                drop_webhooks: 0.25,
                 retry_unit: Duration::from_millis(200),
                 ..ConversationConfig::default()
             },
@@ -132,6 +169,17 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         }
     };
     let tool = |name: &str| -> Sender { name.parse().expect("a connector") };
+
+    println!("== a booking before its form");
+    let calendly = json!({ "event": "invitee.created", "created_at": "2026-12-01T10:00:00.000000Z",
+        "payload": { "email": PROSPECTS[QUINN].email, "name": PROSPECTS[QUINN].name,
+            "uri": "https://api.calendly.com/scheduled_events/EVDEMO/invitees/INVDEMO",
+            "scheduled_event": { "uri": "https://api.calendly.com/scheduled_events/EVDEMO",
+                "start_time": "2026-12-10T15:00:00.000000Z" } } });
+    let (status, _) = deliver(tool("calendly"), "/webhooks/calendly", calendly).await?;
+    println!(
+        "  Calendly invitee.created {status}  Quinn Adler books from a routing form; the form's webhook comes later\n"
+    );
 
     println!("== prospects submit the demo form");
     let mut names = HashMap::new();
@@ -189,7 +237,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         }
     }
 
-    println!("\n== two prospects book on their own before the check");
+    println!("\n== bookings before the check");
     let own = json!({ "id": "evt_demo_own_1", "type": "meeting_request.booked",
         "data": { "id": "mr_OWNLINK0000000000000001", "participant_emails": [PROSPECTS[6].email], "status": "booked" } });
     let (status, _) = deliver(Sender::SKIPUP, "/webhooks/skipup", own).await?;
@@ -205,11 +253,42 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     )
     .await?;
     println!("  SkipCalls CALL_COMPLETED {status}  a call with Dana Ruiz");
+    let rowan = |event: &str| {
+        json!({ "email": PROSPECTS[ROWAN].email, "event": event,
+            "booking_id": "cp_demo_1", "start_at": "2026-12-11T16:00:00Z" })
+    };
+    let (status, _) = deliver(tool("bookings"), "/webhooks/bookings", rowan("booked")).await?;
+    println!("  booking booked {status}  Rowan Gray books through Chili Piper (the generic route)");
 
     println!("\n== the pipeline works (status changes as they happen)");
     let mut seen: HashMap<String, LeadStatus> = HashMap::new();
+    let mut harper_booked = false;
+    let mut rowan_cancelled = false;
     let done = loop {
         let leads = stack.leads().await?;
+        let harper = leads
+            .iter()
+            .find(|l| l.profile.email.as_str() == PROSPECTS[HARPER].email);
+        let rowan_booked = leads.iter().any(|l| {
+            l.profile.email.as_str() == PROSPECTS[ROWAN].email
+                && l.status == LeadStatus::BookedDirectly
+        });
+        if !rowan_cancelled && rowan_booked {
+            rowan_cancelled = true;
+            let (status, _) =
+                deliver(tool("bookings"), "/webhooks/bookings", rowan("cancelled")).await?;
+            println!("  booking cancelled {status}  Rowan Gray cancels: dropped off again");
+        }
+        if !harper_booked && harper.is_some_and(|l| l.meeting_request_id.is_some()) {
+            harper_booked = true;
+            let calcom = json!({ "triggerEvent": "BOOKING_CREATED", "createdAt": "2026-12-01T10:05:00.000Z",
+                "payload": { "uid": "caldemo1", "startTime": "2026-12-12T15:00:00Z",
+                    "attendees": [{ "email": PROSPECTS[HARPER].email, "name": PROSPECTS[HARPER].name }] } });
+            let (status, _) = deliver(tool("calcom"), "/webhooks/calcom", calcom).await?;
+            println!(
+                "  Cal.com BOOKING_CREATED {status}  Harper Diaz books on their own after SkipUp's first email"
+            );
+        }
         for lead in &leads {
             if seen.get(lead.id.as_str()) != Some(&lead.status) {
                 let from = seen.insert(lead.id.to_string(), lead.status);
@@ -260,6 +339,29 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
                 entry.detail
             );
         }
+    }
+    if let Some(sandbox) = stack.sandbox() {
+        let dropped = sandbox.dropped().len();
+        let stopped: usize = sandbox.cancels().values().sum();
+        let mut reconciled = Vec::new();
+        for lead in &leads {
+            if stack
+                .timeline(&lead.id)
+                .await?
+                .iter()
+                .any(|e| e.event_id.starts_with("reconcile:"))
+            {
+                reconciled.push(lead.profile.name.as_str());
+            }
+        }
+        println!(
+            "\nSkipUp's webhooks dropped: {dropped}; leads set right by reconciliation: {}; conversations stopped by the pipeline: {stopped}.",
+            if reconciled.is_empty() {
+                "none".to_string()
+            } else {
+                reconciled.join(", ")
+            }
+        );
     }
     let dead = stack.dead_letters().await;
     if !done {

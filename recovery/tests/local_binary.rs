@@ -225,3 +225,58 @@ async fn an_outside_client_signs_deliveries_and_reads_the_lead_back() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stdout).starts_with("401 "));
 }
+
+/// The README's first command: `recovery demo` ends with every lead at an outcome, and
+/// shows each booking rule at work.
+#[test]
+fn the_demo_shows_every_booking_rule_and_exits_0() {
+    let output = Command::new(env!("CARGO_BIN_EXE_recovery"))
+        .args(["demo"])
+        .env("RUST_LOG", "error")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("LEADS_TABLE")
+        .env_remove("SKIPUP_BASE_URL")
+        .output()
+        .expect("the demo runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let status_of = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("l_") && l.contains(name))
+            .unwrap_or_else(|| panic!("no timeline for {name}: {text}"))
+            .rsplit(": ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        status_of("Quinn Adler"),
+        "BookedDirectly",
+        "booked before the form"
+    );
+    assert_eq!(
+        status_of("Harper Diaz"),
+        "Meeting Scheduled",
+        "booked after outreach"
+    );
+    assert!(
+        text.contains("Rowan Gray       BookedDirectly -> Submitted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SkipUp cancelled it"),
+        "Harper's conversation stopped: {text}"
+    );
+    assert!(
+        text.contains("conversations stopped by the pipeline: 1."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("set right by reconciliation: none"),
+        "{text}"
+    );
+    assert!(
+        text.contains("read from SkipUp by reconciliation"),
+        "{text}"
+    );
+}

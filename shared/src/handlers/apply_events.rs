@@ -417,10 +417,15 @@ pub(crate) async fn apply_conversation(
             (status.is_some() || pointer.is_some()).then_some((status, pointer))
         },
         |lead| {
-            if lead_event == LeadEvent::Cancelled && cancelled_by_us(lead, mr_id) {
-                format!("{event_type} ({mr_id}): the cancellation we asked for")
+            let how = if source == RECONCILE {
+                ", read from SkipUp by reconciliation (its webhook did not arrive)"
             } else {
-                format!("{event_type} ({mr_id})")
+                ""
+            };
+            if lead_event == LeadEvent::Cancelled && cancelled_by_us(lead, mr_id) {
+                format!("{event_type} ({mr_id}): the cancellation we asked for{how}")
+            } else {
+                format!("{event_type} ({mr_id}){how}")
             }
         },
     )
