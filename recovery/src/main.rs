@@ -286,7 +286,7 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
         Command::Reconcile { dry_run } => {
             let target = Target::resolve(local).await?;
             let (deps, settings) = target.apply_deps().await?;
-            let report = reconcile(&deps, &settings, dry_run)
+            let report = reconcile(&deps, &settings, dry_run, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.reason()))?;
             for (id, status) in &report.leads {

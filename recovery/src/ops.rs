@@ -14,11 +14,9 @@ use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::SqsQueue;
 use shared::config::{ApplyConfig, Env, skipup_settings};
-use shared::handlers::apply_events::ApplyDeps;
+use shared::handlers::apply_events::{ApplyDeps, ApplyPorts};
 use shared::handlers::reconcile::ReconcileSettings;
 use shared::handlers::webhook_health::{HealthReport, check};
-use shared::intake::IntakeDeps;
-use shared::pacing::PacedSkipUp;
 use shared::ports::SkipUpApi;
 use shared::ports::SystemClock;
 use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS, WebhookEndpoint};
@@ -109,23 +107,15 @@ impl Target {
         ]);
         let config = ApplyConfig::from_env(&env)?;
         let store = Arc::new(DynamoLeadStore::new(self.dynamo(), table));
-        let skipup = Arc::new(SkipUpClient::new(config.skipup)?);
-        let deps = ApplyDeps {
-            connectors: config.connectors,
+        let ports = ApplyPorts {
             store: store.clone(),
-            events: store.clone(),
-            intake: IntakeDeps {
-                store,
-                checks: Arc::new(SqsQueue::new(self.sqs(), checks)),
-                clock: Arc::new(SystemClock),
-                settings: config.intake,
-            },
-            seen_for: config.seen_for,
-            skode_booked_statuses: config.skode_booked_statuses,
-            skode_suppress_statuses: config.skode_suppress_statuses,
+            events: store,
+            checks: Arc::new(SqsQueue::new(self.sqs(), checks)),
+            clock: Arc::new(SystemClock),
+            skipup: Arc::new(SkipUpClient::new(config.skipup)?),
             crm: shared::adapters::crm::connectors(config.crm)?,
-            skipup: Arc::new(PacedSkipUp::new(skipup, config.skipup_pace)),
         };
+        let deps = ApplyDeps::new(ports, config.settings);
         Ok((deps, config.reconcile))
     }
 

@@ -24,14 +24,13 @@ use shared::adapters::memory::MemoryLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::{SqsQueue, SqsRedelivery};
 use shared::config::{ApplyConfig, Env, FormConfig, IngestConfig, RecoveryConfig};
-use shared::handlers::apply_events::{self, ApplyDeps};
+use shared::handlers::apply_events::{self, ApplyDeps, ApplyPorts};
 use shared::handlers::form_intake::{self, FormDeps};
 use shared::handlers::reconcile;
 use shared::handlers::recovery_check::{self, RecoveryDeps, RecoveryPorts};
 use shared::handlers::webhook_ingest::{self, IngestDeps};
 use shared::intake::IntakeDeps;
 use shared::lead::{Lead, LeadId, TimelineEntry};
-use shared::pacing::PacedSkipUp;
 use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
 use shared::report::Funnel;
@@ -341,19 +340,17 @@ impl Stack {
             recovery_config.recovery,
             crm::connectors(recovery_config.crm)?,
         ));
-        let crm_config = ApplyConfig::from_env(&env)?;
-        let reconcile_settings = crm_config.reconcile.clone();
-        let crm = Arc::new(ApplyDeps {
-            connectors: crm_config.connectors,
+        let apply_config = ApplyConfig::from_env(&env)?;
+        let reconcile_settings = apply_config.reconcile;
+        let ports = ApplyPorts {
             store: backend.store.clone(),
             events: backend.events.clone(),
-            intake: intake(crm_config.intake),
-            seen_for: crm_config.seen_for,
-            skode_booked_statuses: crm_config.skode_booked_statuses,
-            skode_suppress_statuses: crm_config.skode_suppress_statuses,
-            crm: crm::connectors(crm_config.crm)?,
-            skipup: Arc::new(PacedSkipUp::new(skipup.clone(), crm_config.skipup_pace)),
-        });
+            checks: backend.checks.clone(),
+            clock: clock.clone(),
+            skipup: skipup.clone(),
+            crm: crm::connectors(apply_config.crm)?,
+        };
+        let crm = Arc::new(ApplyDeps::new(ports, apply_config.settings));
         let reconcile_every =
             Duration::from_secs(env.u64_in("RECONCILE_INTERVAL_SECONDS", 60, 1..=86_400)?);
 
@@ -409,7 +406,7 @@ impl Stack {
             every.tick().await;
             loop {
                 every.tick().await;
-                match reconcile::reconcile(&deps, &reconcile_settings, false).await {
+                match reconcile::reconcile(&deps, &reconcile_settings, false, None).await {
                     Ok(report) if report.asked > 0 => tracing::info!(
                         asked = report.asked,
                         booked = report.booked,

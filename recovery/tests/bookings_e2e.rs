@@ -440,19 +440,21 @@ async fn run(stack: &Stack) {
             assert_eq!(created.get(&who), Some(&1), "{who}: one request");
             let must_stop = plan.after_outreach || plan.disqualified;
             match (must_stop, skipup_end) {
-                // Stopped mid-way: asked once, cancelled once, nothing sent after it.
+                // Stopped mid-way: cancelled once (a retried call under the same
+                // idempotency key is answered with the same 200, and changes nothing),
+                // nothing sent after it.
                 (true, None) => {
-                    assert_eq!(asked, [200], "{who} {plan:?}: cancel answers");
+                    assert!(
+                        !asked.is_empty() && asked.iter().all(|s| *s == 200),
+                        "{who} {plan:?}: cancel answers {asked:?}"
+                    );
                     assert_eq!(stopped, 1, "{who} {plan:?}");
                     stopped_by_us += 1;
                 }
-                // It had ended on its own: asked at most once, and the 422 taken as
-                // done (not asked when SkipUp's booking was applied first).
+                // It had ended on its own: SkipUp's 422 taken as done (not asked at
+                // all when SkipUp's booking was applied first).
                 (true, Some(_)) => {
-                    assert!(
-                        asked.is_empty() || asked == [422],
-                        "{who} {plan:?}: {asked:?}"
-                    );
+                    assert!(asked.iter().all(|s| *s == 422), "{who} {plan:?}: {asked:?}");
                     assert_eq!(stopped, 0, "{who}");
                 }
                 (false, _) => assert!(asked.is_empty(), "{who} {plan:?}: cancelled for nothing"),

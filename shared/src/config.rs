@@ -9,6 +9,7 @@ use secrecy::SecretString;
 
 use crate::connectors::{Connectors, Provider};
 use crate::crm::{CrmSettings, SKODE_BASE_URL, SkodeSettings, WebhookSettings};
+use crate::handlers::apply_events::ApplySettings;
 use crate::handlers::reconcile::ReconcileSettings;
 use crate::intake::IntakeSettings;
 use crate::lead::EmailAddress;
@@ -366,52 +367,42 @@ impl HealthConfig {
     }
 }
 
-/// Settings of `apply-events`.
+/// Settings of `apply-events`: what it decides with, and what its ports are built from.
 #[derive(Debug)]
 pub struct ApplyConfig {
-    /// Each connector's parse settings (the field mapping of form tools).
-    pub connectors: Connectors,
+    pub settings: ApplySettings,
     pub resources: LeadResources,
-    pub intake: IntakeSettings,
-    /// `EVENT_DEDUPE_SECONDS` (default 7 days): how long a processed event id is kept.
-    pub seen_for: chrono::Duration,
-    /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
-    pub skode_booked_statuses: Vec<String>,
-    /// `SKODE_SUPPRESS_STATUSES` (default
-    /// `lost,unqualified,disqualified,customer,do_not_contact`).
-    pub skode_suppress_statuses: Vec<String>,
     pub crm: CrmSettings,
     /// SkipUp, to stop conversations and for reconciliation.
     pub skipup: SkipUpSettings,
     /// `RECONCILE_AFTER_SECONDS`, `RECONCILE_BATCH`.
     pub reconcile: ReconcileSettings,
-    /// `RECONCILE_REQUESTS_PER_MINUTE` (default 60, half of SkipUp's limit): the pace
-    /// of this function's SkipUp calls, leaving the rest to the checks.
-    pub skipup_pace: Pace,
 }
 
 impl ApplyConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            connectors: Connectors::from_env(env)?,
+            settings: ApplySettings {
+                connectors: Connectors::from_env(env)?,
+                intake: intake_settings(env)?,
+                seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
+                skode_booked_statuses: env
+                    .list("SKODE_BOOKED_STATUSES", "meeting_booked,meeting_scheduled"),
+                skode_suppress_statuses: env.list(
+                    "SKODE_SUPPRESS_STATUSES",
+                    "lost,unqualified,disqualified,customer,do_not_contact",
+                ),
+                skipup_pace: Pace {
+                    requests: env.u64_in("RECONCILE_REQUESTS_PER_MINUTE", 60, 1..=100_000)? as u32,
+                    per: Duration::from_secs(60),
+                },
+            },
             resources: LeadResources::from_env(env)?,
-            intake: intake_settings(env)?,
-            seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
-            skode_booked_statuses: env
-                .list("SKODE_BOOKED_STATUSES", "meeting_booked,meeting_scheduled"),
-            skode_suppress_statuses: env.list(
-                "SKODE_SUPPRESS_STATUSES",
-                "lost,unqualified,disqualified,customer,do_not_contact",
-            ),
             crm: crm_settings(env)?,
             skipup: skipup_settings(env)?,
             reconcile: ReconcileSettings {
                 after: env.seconds("RECONCILE_AFTER_SECONDS", 21_600, 1..=2_592_000)?,
                 batch: env.u64_in("RECONCILE_BATCH", 100, 1..=10_000)? as usize,
-            },
-            skipup_pace: Pace {
-                requests: env.u64_in("RECONCILE_REQUESTS_PER_MINUTE", 60, 1..=100_000)? as u32,
-                per: Duration::from_secs(60),
             },
         })
     }

@@ -112,9 +112,18 @@ pub async fn submit(
             let lead = booked_before(deps, lead, now).await?;
             Ok(IntakeOutcome::Scheduled(schedule(deps, lead, now).await?))
         }
-        CreateOutcome::Existing(existing) => Ok(IntakeOutcome::Duplicate(
-            schedule_if_unscheduled(deps, *existing, now).await?,
-        )),
+        CreateOutcome::Existing(existing) => {
+            // A submission retried after a failure past the lead's creation still
+            // finds the bookings made before it.
+            let existing = if existing.status == LeadStatus::Submitted {
+                booked_before(deps, *existing, now).await?
+            } else {
+                *existing
+            };
+            Ok(IntakeOutcome::Duplicate(
+                schedule_if_unscheduled(deps, existing, now).await?,
+            ))
+        }
     }
 }
 
@@ -138,18 +147,11 @@ async fn booked_before(
         .collect::<Vec<_>>()
         .join(", ");
     let updated = update_lead(&*deps.store, &lead.id, |lead| {
-        let mut new = false;
-        for (key, state) in &bookings {
-            new |= lead.record_booking(key, *state);
-        }
-        let signal = Outside::Booking {
-            new,
-            standing: lead.has_standing_booking(),
-        };
-        let verdict = outside(lead.status, lead.outreach_began(), signal);
-        if !new {
+        let signal = lead.merge_bookings(&bookings);
+        if matches!(signal, Outside::Booking { new: false, .. }) {
             return None;
         }
+        let verdict = outside(lead.status, lead.outreach_began(), signal);
         let at = lead.updated_at + chrono::TimeDelta::milliseconds(1);
         if let Some(status) = verdict.status {
             lead.move_to(status, at);

@@ -335,6 +335,15 @@ pub struct SkipUpCancel {
     pub done_at: Option<DateTime<Utc>>,
 }
 
+/// What a lead waits on SkipUp for (see [`Lead::waiting_on_skipup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Waiting {
+    /// Our cancellation is decided and not yet confirmed: retried at every run.
+    Cancel,
+    /// The recovery is open: asked about once SkipUp has been quiet for a while.
+    Recovery,
+}
+
 /// The system of record for one lead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
@@ -425,10 +434,15 @@ impl Lead {
         self.bookings.iter().any(|(_, state)| state.stands())
     }
 
-    /// Whether SkipUp may be talking to the prospect: a request is known and was not
-    /// taken over by a booking before it started.
+    /// Whether SkipUp may be talking to the prospect: a request is known, and the lead
+    /// is not waiting for a (fresh) check nor was taken over by a booking before its
+    /// request started.
     pub fn outreach_began(&self) -> bool {
-        self.meeting_request_id.is_some() && self.status != LeadStatus::BookedDirectly
+        self.meeting_request_id.is_some()
+            && !matches!(
+                self.status,
+                LeadStatus::Submitted | LeadStatus::BookedDirectly
+            )
     }
 
     /// Whether the recovery waits on SkipUp (the statuses reconciliation looks at).
@@ -437,6 +451,60 @@ impl Lead {
             self.status,
             LeadStatus::MeetingRequested | LeadStatus::FollowUpSent
         )
+    }
+
+    /// Whether a decided SkipUp cancellation is not confirmed yet.
+    pub fn cancel_pending(&self) -> bool {
+        self.skipup_cancel
+            .as_ref()
+            .is_some_and(|c| c.done_at.is_none())
+    }
+
+    /// For reconciliation: what this lead waits on SkipUp for, and since when (an
+    /// unconfirmed cancellation since it was decided, an open recovery since SkipUp
+    /// was last heard from or asked), or `None` when it does not.
+    pub fn waiting_on_skipup(&self) -> Option<(Waiting, DateTime<Utc>)> {
+        if let Some(cancel) = self.skipup_cancel.as_ref().filter(|c| c.done_at.is_none()) {
+            return Some((Waiting::Cancel, cancel.decided_at));
+        }
+        self.recovery_open().then(|| {
+            (
+                Waiting::Recovery,
+                self.skipup_heard_at.unwrap_or(self.updated_at),
+            )
+        })
+    }
+
+    /// Decides to stop SkipUp's conversation about `mr_id` (once per request).
+    pub fn arm_cancel(&mut self, mr_id: &str, reason: &str, now: DateTime<Utc>) {
+        if self
+            .skipup_cancel
+            .as_ref()
+            .is_none_or(|c| c.meeting_request_id != mr_id)
+        {
+            self.skipup_cancel = Some(SkipUpCancel {
+                meeting_request_id: mr_id.to_string(),
+                reason: reason.to_string(),
+                decided_at: now,
+                done_at: None,
+            });
+        }
+    }
+
+    /// Merges what one event says of some bookings into the lead: the signal the
+    /// booking rules read.
+    pub fn merge_bookings(
+        &mut self,
+        bookings: &[(String, BookingState)],
+    ) -> crate::lifecycle::Outside {
+        let mut new = false;
+        for (key, state) in bookings {
+            new |= self.record_booking(key, *state);
+        }
+        crate::lifecycle::Outside::Booking {
+            new,
+            standing: self.has_standing_booking(),
+        }
     }
 }
 

@@ -34,6 +34,16 @@ pub enum LeadEvent {
 }
 
 impl LeadEvent {
+    /// The SkipUp webhook type of this event.
+    pub fn skipup_type(self) -> &'static str {
+        match self {
+            LeadEvent::MeetingRequestCreated => "meeting_request.created",
+            LeadEvent::FollowedUp => "meeting_request.follow_up_sent",
+            LeadEvent::Booked | LeadEvent::BookedOnTheirOwn => "meeting_request.booked",
+            LeadEvent::Cancelled => "meeting_request.cancelled",
+        }
+    }
+
     /// The event a SkipUp webhook type stands for, if it affects the status.
     pub fn from_skipup_type(event_type: &str) -> Option<Self> {
         match event_type {
@@ -122,7 +132,7 @@ pub fn outside(current: LeadStatus, outreach: bool, signal: Outside) -> Verdict 
             },
         },
         Outside::Booking { standing, .. } => match current {
-            Submitted | RecoveryFailed if standing => to(BookedDirectly),
+            Submitted if standing => to(BookedDirectly),
             BookedDirectly if !standing => Verdict {
                 recheck: true,
                 ..to(Submitted)
@@ -312,6 +322,7 @@ mod tests {
             Signal::Disqualified,
         ];
         assert_order_independent(Submitted, false, &pool, |_| false);
+        assert_order_independent(RecoveryFailed, false, &pool, |_| false);
     }
 
     #[test]

@@ -153,9 +153,10 @@ pub trait LeadStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, BookingState)>, StoreError>;
 
-    /// Up to `limit` leads whose recovery waits on SkipUp (Meeting Requested,
-    /// Follow-up Sent) and has been quiet since before `quiet_before`, quietest first.
-    /// Reads only open recoveries, never the whole table.
+    /// Up to `limit` leads reconciliation must look at: every lead whose SkipUp
+    /// cancellation is decided but not confirmed, then those whose recovery waits on
+    /// SkipUp (Meeting Requested, Follow-up Sent) and has been quiet since before
+    /// `quiet_before`, quietest first. Reads only those leads, never the whole table.
     async fn quiet_recoveries(
         &self,
         quiet_before: DateTime<Utc>,

@@ -765,20 +765,20 @@ async fn reconciliation_applies_what_skipup_says_once_and_leaves_recent_recoveri
         batch: 10,
     };
     // Quiet for two hours only (the clock says 10:00, the lead moved at 08:00).
-    let report = reconcile(&w.deps, &settings, false).await.unwrap();
+    let report = reconcile(&w.deps, &settings, false, None).await.unwrap();
     assert_eq!(report.asked, 0);
     let quick = ReconcileSettings {
         after: TimeDelta::minutes(30),
         batch: 10,
     };
-    let dry = reconcile(&w.deps, &quick, true).await.unwrap();
+    let dry = reconcile(&w.deps, &quick, true, None).await.unwrap();
     assert_eq!((dry.asked, dry.booked), (1, 1));
     assert_eq!(
         status(&w, &lead).await,
         LeadStatus::MeetingRequested,
         "a dry run changes nothing"
     );
-    let report = reconcile(&w.deps, &quick, false).await.unwrap();
+    let report = reconcile(&w.deps, &quick, false, None).await.unwrap();
     assert_eq!((report.asked, report.booked), (1, 1));
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
     // The real webhook, late: nothing changes, nothing is added.
@@ -794,7 +794,10 @@ async fn reconciliation_applies_what_skipup_says_once_and_leaves_recent_recoveri
     );
     assert_eq!(w.store.timeline(&lead.id).await.unwrap().len(), before);
     // No longer open: not asked again.
-    assert_eq!(reconcile(&w.deps, &quick, false).await.unwrap().asked, 0);
+    assert_eq!(
+        reconcile(&w.deps, &quick, false, None).await.unwrap().asked,
+        0
+    );
 }
 
 #[tokio::test]
@@ -811,8 +814,61 @@ async fn reconciliation_asks_an_active_request_again_only_after_another_quiet_pe
         after: TimeDelta::minutes(30),
         batch: 10,
     };
-    let first = reconcile(&w.deps, &quick, false).await.unwrap();
+    let first = reconcile(&w.deps, &quick, false, None).await.unwrap();
     assert_eq!((first.asked, first.open), (1, 1));
-    assert_eq!(reconcile(&w.deps, &quick, false).await.unwrap().asked, 0);
+    assert_eq!(
+        reconcile(&w.deps, &quick, false, None).await.unwrap().asked,
+        0
+    );
     assert_eq!(status(&w, &lead).await, LeadStatus::MeetingRequested);
+}
+
+#[tokio::test]
+async fn reconciliation_finishes_a_cancellation_whose_message_gave_up() {
+    use shared::handlers::reconcile::{ReconcileSettings, reconcile};
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .cancel_answers
+        .lock()
+        .unwrap()
+        .push_back(Err(shared::skipup::SkipUpError::Server {
+            status: 503,
+            message: "down".into(),
+        }));
+    // The message fails; say it then ended in the dead-letter queue.
+    assert!(
+        apply_event(&w.deps, &skode_status("evt_dq1", "lost"))
+            .await
+            .is_err()
+    );
+    let pending = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert!(pending.cancel_pending());
+    // The next run carries it out, however recent, and only once.
+    let settings = ReconcileSettings {
+        after: TimeDelta::hours(6),
+        batch: 10,
+    };
+    let report = reconcile(&w.deps, &settings, false, None).await.unwrap();
+    assert_eq!((report.stopped, report.asked), (1, 0));
+    assert!(
+        !w.store
+            .get_lead(&lead.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_pending()
+    );
+    assert_eq!(
+        reconcile(&w.deps, &settings, false, None)
+            .await
+            .unwrap()
+            .stopped,
+        0
+    );
+    assert_eq!(
+        w.skipup.cancels.lock().unwrap().len(),
+        2,
+        "one failed try, one cancellation"
+    );
 }

@@ -598,6 +598,7 @@ async fn one_reconciliation_run(
             batch: 500,
         },
         false,
+        None,
     )
     .await
     .unwrap();
@@ -624,7 +625,7 @@ async fn one_reconciliation_run(
 
 /// What one reconciliation run costs grows with the open recoveries, not the table:
 /// the same requests and units for 100 open recoveries in a table of 200 leads as in
-/// one of `RECONCILE_COST_LEADS` (2,000 by default, to keep the test quick on moto;
+/// one of `RECONCILE_COST_LEADS` (1,000 by default, to keep the test quick on moto;
 /// the README's figure is from `RECONCILE_COST_LEADS=10000`). Written to
 /// `target/cost/reconcile-run.json`.
 #[tokio::test]
@@ -632,7 +633,7 @@ async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
     let leads: usize = std::env::var("RECONCILE_COST_LEADS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+        .unwrap_or(1_000);
     let small = one_reconciliation_run(100).await;
     let large = one_reconciliation_run(leads.max(200) - 100).await;
     let requests = |usage: &std::collections::BTreeMap<String, testkit::meter::Usage>| {
@@ -658,4 +659,38 @@ async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &report).unwrap();
     println!("one reconciliation run, {leads} leads of which 100 open: {report}");
+}
+
+#[tokio::test]
+async fn an_email_finds_its_newest_lead_after_its_claim_expired() {
+    let client = aws_sdk_dynamodb::Client::new(&moto().sdk_config().await);
+    let table = unique_name("leads");
+    create_leads_table(&client, &table).await.unwrap();
+    let store = DynamoLeadStore::new(client.clone(), table.clone());
+    let lead = Lead::new(
+        profile("late.booker@northwind.example", Some("late1")),
+        at("2026-11-01T09:00:00Z"),
+        TimeDelta::minutes(30),
+    );
+    store
+        .create_lead(&lead, &entry(lead.submitted_at, "intake", None), WINDOW)
+        .await
+        .unwrap();
+    // TTL removed the claim: a booking weeks later still finds the lead.
+    client
+        .delete_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            AttributeValue::S("EMAIL#late.booker@northwind.example".into()),
+        )
+        .key("sk", AttributeValue::S("CLAIM".into()))
+        .send()
+        .await
+        .unwrap();
+    let email = EmailAddress::parse("late.booker@northwind.example").unwrap();
+    assert_eq!(
+        store.find_lead(&Pointer::Email(email)).await.unwrap(),
+        Some(lead.id)
+    );
 }

@@ -5,6 +5,7 @@
 //! holds everything reconciliation needs, so no other binary is built and deployed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, run, service_fn, tracing};
@@ -15,10 +16,8 @@ use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::SqsQueue;
 use shared::config::{ApplyConfig, ConfigError};
-use shared::handlers::apply_events::{ApplyDeps, handle};
+use shared::handlers::apply_events::{ApplyDeps, ApplyPorts, handle};
 use shared::handlers::reconcile::{ReconcileSettings, reconcile};
-use shared::intake::IntakeDeps;
-use shared::pacing::PacedSkipUp;
 use shared::ports::SystemClock;
 
 async fn cold_start() -> Result<(ApplyDeps, ReconcileSettings), ConfigError> {
@@ -32,26 +31,18 @@ async fn cold_start() -> Result<(ApplyDeps, ReconcileSettings), ConfigError> {
         var: "SKIPUP_BASE_URL",
         reason: e.to_string(),
     })?;
-    let deps = ApplyDeps {
-        connectors: config.connectors,
+    let ports = ApplyPorts {
         store: store.clone(),
-        events: store.clone(),
-        intake: IntakeDeps {
-            store,
-            checks: Arc::new(SqsQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                config.resources.check_queue_url,
-            )),
-            clock: Arc::new(SystemClock),
-            settings: config.intake,
-        },
-        seen_for: config.seen_for,
-        skode_booked_statuses: config.skode_booked_statuses,
-        skode_suppress_statuses: config.skode_suppress_statuses,
+        events: store,
+        checks: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config.resources.check_queue_url,
+        )),
+        clock: Arc::new(SystemClock),
+        skipup: Arc::new(skipup),
         crm: crm::connectors(config.crm)?,
-        skipup: Arc::new(PacedSkipUp::new(Arc::new(skipup), config.skipup_pace)),
     };
-    Ok((deps, config.reconcile))
+    Ok((ApplyDeps::new(ports, config.settings), config.reconcile))
 }
 
 #[tokio::main]
@@ -63,7 +54,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (deps, settings) = (&deps, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         if event.payload.get("task").and_then(Value::as_str) == Some("reconcile") {
-            let report = reconcile(deps, settings, false)
+            // Stop asking 30 s before the invocation's deadline; the rest waits.
+            let left = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let until = Instant::now() + left.saturating_sub(Duration::from_secs(30));
+            let report = reconcile(deps, settings, false, Some(until))
                 .await
                 .map_err(|e| lambda_runtime::Error::from(e.reason()))?;
             tracing::info!(

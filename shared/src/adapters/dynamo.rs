@@ -5,6 +5,7 @@
 //! | lead | `LEAD#{lead_id}` | `LEAD` | profile, `status`, dates (RFC 3339), recovery, `applied_events`, `version`, `day` (GSI `by_day`) |
 //! | timeline entry | `LEAD#{lead_id}` | `T#{at}#{event_id}` | `at`, `event_id`, `source`, `status`, `detail` |
 //! | email claim | `EMAIL#{email}` | `CLAIM` | `lead_id`, `claimed_at` (epoch s), `expires_at` (TTL) |
+//! | the address's newest lead | `EMAIL#{email}` | `LATEST` | `lead_id` (no TTL: bookings and `suppress` find a lead long after its claim expired) |
 //! | pointer | `MR#{meeting_request_id}`, `SKODE#{skode_lead_id}` or `PHONE#{+digits}` | `POINTER` | `lead_id` |
 //! | processed event | `EVENT#{provider}:{event_id}` | `SEEN` | `expires_at` (TTL) |
 //! | booking before its lead | `BOOKING#{email}` | `{tool}:{booking id}` | `state`, `rank`, `expires_at` (TTL) |
@@ -27,7 +28,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::lead::{
     BookingState, EmailAddress, Lead, LeadId, LeadProfile, LeadStatus, Recovery, SkipUpCancel,
-    TimeZoneName, TimelineEntry,
+    TimeZoneName, TimelineEntry, Waiting,
 };
 use crate::ports::{CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, StoreError};
 
@@ -39,8 +40,14 @@ pub const BY_DAY_INDEX: &str = "by_day";
 /// Name of the sparse GSI over open recoveries (`open`, then `open_since`).
 pub const OPEN_RECOVERIES_INDEX: &str = "open_recoveries";
 
-/// The one `open` value: the index is small (open recoveries only), so one partition.
-const OPEN: &str = "OPEN";
+/// The `open` values: the index is small (what waits on SkipUp only), so one
+/// partition each.
+fn waiting_key(what: Waiting) -> &'static str {
+    match what {
+        Waiting::Cancel => "CANCEL",
+        Waiting::Recovery => "OPEN",
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DynamoLeadStore {
@@ -143,7 +150,7 @@ fn pointer_key(pointer: &Pointer) -> (String, &'static str) {
         Pointer::MeetingRequest(id) => (format!("MR#{id}"), "POINTER"),
         Pointer::SkodeLead(id) => (format!("SKODE#{id}"), "POINTER"),
         Pointer::Phone(phone) => (format!("PHONE#{phone}"), "POINTER"),
-        Pointer::Email(email) => (format!("EMAIL#{email}"), "CLAIM"),
+        Pointer::Email(email) => (format!("EMAIL#{email}"), "LATEST"),
     }
 }
 
@@ -247,14 +254,12 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
     if let Some(heard) = lead.skipup_heard_at {
         item.insert("skipup_heard_at".into(), time(heard));
     }
-    // The sparse `open_recoveries` index holds only the recoveries waiting on SkipUp,
-    // so reconciliation reads those and never the rest of the table.
-    if lead.recovery_open() {
-        item.insert("open".into(), s(OPEN));
-        item.insert(
-            "open_since".into(),
-            time(lead.skipup_heard_at.unwrap_or(lead.updated_at)),
-        );
+    // The sparse `open_recoveries` index holds only the leads reconciliation has to
+    // look at (recoveries waiting on SkipUp, cancellations not yet confirmed), so it
+    // reads those and never the rest of the table.
+    if let Some((what, since)) = lead.waiting_on_skipup() {
+        item.insert("open".into(), s(waiting_key(what)));
+        item.insert("open_since".into(), time(since));
     }
     if let Some(r) = &lead.recovery {
         item.insert("recovery_key".into(), s(&r.idempotency_key));
@@ -517,7 +522,11 @@ impl LeadStore for DynamoLeadStore {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let window_start = (lead.submitted_at - resubmit_window).timestamp();
-        let mut transaction = self.client.transact_write_items();
+        let latest = pointer_item(&Pointer::Email(lead.profile.email.clone()), &lead.id);
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(latest, None));
         for pointer in Pointer::for_new_lead(lead) {
             transaction =
                 transaction.transact_items(self.put(pointer_item(&pointer, &lead.id), None));
@@ -597,7 +606,12 @@ impl LeadStore for DynamoLeadStore {
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {
         let (pk, sk) = pointer_key(pointer);
-        match self.get_item(pk, sk).await? {
+        let mut item = self.get_item(pk.clone(), sk).await?;
+        // Leads stored before the `LATEST` pointer existed have only their claim.
+        if item.is_none() && matches!(pointer, Pointer::Email(_)) {
+            item = self.get_item(pk, "CLAIM").await?;
+        }
+        match item {
             Some(item) => {
                 let id = Reader(&item).req("lead_id")?;
                 LeadId::parse(&id)
@@ -676,32 +690,40 @@ impl LeadStore for DynamoLeadStore {
         limit: usize,
     ) -> Result<Vec<LeadId>, StoreError> {
         let mut ids = Vec::new();
-        let mut start: Option<Item> = None;
-        while ids.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OPEN_RECOVERIES_INDEX)
-                .key_condition_expression("#open = :open AND open_since < :before")
-                .expression_attribute_names("#open", "open")
-                .expression_attribute_values(":open", s(OPEN))
-                .expression_attribute_values(
-                    ":before",
-                    s(quiet_before.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                )
-                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                let id = Reader(item).req("lead_id")?;
-                ids.push(LeadId::parse(&id).map_err(|e| StoreError::Corrupt(e.into()))?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+        // Unconfirmed cancellations whatever their age, then quiet recoveries.
+        for (what, before) in [
+            (Waiting::Cancel, None),
+            (Waiting::Recovery, Some(quiet_before)),
+        ] {
+            let mut start: Option<Item> = None;
+            while ids.len() < limit {
+                let mut query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(OPEN_RECOVERIES_INDEX)
+                    .expression_attribute_names("#open", "open")
+                    .expression_attribute_values(":open", s(waiting_key(what)))
+                    .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start.take());
+                query = match before {
+                    Some(before) => query
+                        .key_condition_expression("#open = :open AND open_since < :before")
+                        .expression_attribute_values(
+                            ":before",
+                            s(before.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                        ),
+                    None => query.key_condition_expression("#open = :open"),
+                };
+                let page = query.send().await.map_err(unavailable)?;
+                for item in page.items() {
+                    let id = Reader(item).req("lead_id")?;
+                    ids.push(LeadId::parse(&id).map_err(|e| StoreError::Corrupt(e.into()))?);
+                }
+                match page.last_evaluated_key {
+                    Some(key) if !key.is_empty() => start = Some(key),
+                    _ => break,
+                }
             }
         }
         Ok(ids)

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::lead::{BookingState, EmailAddress, Lead, LeadId, TimelineEntry};
+use crate::lead::{BookingState, EmailAddress, Lead, LeadId, TimelineEntry, Waiting};
 use crate::ports::{
     CreateOutcome, EventLog, LeadListing, LeadStore, Pointer, Queue, QueueError, QueueMessage,
     StoreError,
@@ -243,21 +243,16 @@ impl LeadStore for MemoryLeadStore {
         quiet_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<LeadId>, StoreError> {
-        let mut open: Vec<Lead> = self
+        let mut waiting: Vec<_> = self
             .lock()
             .leads
             .values()
-            .filter(|lead| lead.recovery_open() && open_since(lead) < quiet_before)
-            .cloned()
+            .filter_map(|lead| Some((lead.waiting_on_skipup()?, lead.id.clone())))
+            .filter(|((what, since), _)| *what == Waiting::Cancel || *since < quiet_before)
             .collect();
-        open.sort_by_key(open_since);
-        Ok(open.into_iter().take(limit).map(|lead| lead.id).collect())
+        waiting.sort();
+        Ok(waiting.into_iter().take(limit).map(|(_, id)| id).collect())
     }
-}
-
-/// When an open recovery last heard from SkipUp (or was asked about).
-fn open_since(lead: &Lead) -> DateTime<Utc> {
-    lead.skipup_heard_at.unwrap_or(lead.updated_at)
 }
 
 #[async_trait]

@@ -21,16 +21,14 @@ use crate::connectors::{
 };
 use crate::crm::{CrmConnectors, ReconcileError};
 use crate::inbound::InboundEvent;
-use crate::intake::{IntakeDeps, IntakeOutcome, schedule_if_unscheduled, submit};
-use crate::lead::{
-    BookingState, EmailAddress, Lead, LeadId, LeadStatus, SkipUpCancel, TimelineEntry,
-};
+use crate::intake::{IntakeDeps, IntakeOutcome, IntakeSettings, schedule_if_unscheduled, submit};
+use crate::lead::{BookingState, EmailAddress, Lead, LeadId, LeadStatus, TimelineEntry};
 use crate::lifecycle::{LeadEvent, Outside, outside, transition};
 use crate::metrics;
-use crate::ports::{EventLog, LeadStore, Pointer, SkipUpApi, StoreError};
+use crate::pacing::{Pace, PacedSkipUp};
+use crate::ports::{Clock, EventLog, LeadStore, Pointer, Queue, SkipUpApi, StoreError};
 use crate::recovery::stop_conversation;
 use crate::recovery::{CheckMessage, MAX_SQS_DELAY_SECS, backoff};
-use crate::skipup::ErrorClass;
 use crate::update::{Change, update_lead};
 
 /// Function name in metrics.
@@ -55,6 +53,57 @@ pub struct ApplyDeps {
     /// SkipUp (paced, sharing the rate limit): to stop a conversation, and for
     /// reconciliation.
     pub skipup: Arc<dyn SkipUpApi>,
+}
+
+/// What `apply-events` decides with (from [`crate::config::ApplyConfig`]).
+#[derive(Debug)]
+pub struct ApplySettings {
+    /// Each connector's parse settings (the field mapping of form tools).
+    pub connectors: Connectors,
+    pub intake: IntakeSettings,
+    /// `EVENT_DEDUPE_SECONDS` (default 7 days): how long a processed event id is kept.
+    pub seen_for: TimeDelta,
+    /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
+    pub skode_booked_statuses: Vec<String>,
+    /// `SKODE_SUPPRESS_STATUSES` (default
+    /// `lost,unqualified,disqualified,customer,do_not_contact`).
+    pub skode_suppress_statuses: Vec<String>,
+    /// `RECONCILE_REQUESTS_PER_MINUTE` (default 60, half of SkipUp's limit): the pace
+    /// of this function's SkipUp calls, leaving the rest to the checks.
+    pub skipup_pace: Pace,
+}
+
+/// The outside world the consumer talks to, built once per process.
+pub struct ApplyPorts {
+    pub store: Arc<dyn LeadStore>,
+    pub events: Arc<dyn EventLog>,
+    /// The checks queue (intake, fresh checks, CRM retries).
+    pub checks: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    /// SkipUp as the client reaches it; paced here at `skipup_pace`.
+    pub skipup: Arc<dyn SkipUpApi>,
+    pub crm: CrmConnectors,
+}
+
+impl ApplyDeps {
+    pub fn new(ports: ApplyPorts, settings: ApplySettings) -> Self {
+        Self {
+            connectors: settings.connectors,
+            store: ports.store.clone(),
+            events: ports.events,
+            intake: IntakeDeps {
+                store: ports.store,
+                checks: ports.checks,
+                clock: ports.clock,
+                settings: settings.intake,
+            },
+            seen_for: settings.seen_for,
+            skode_booked_statuses: settings.skode_booked_statuses,
+            skode_suppress_statuses: settings.skode_suppress_statuses,
+            crm: ports.crm,
+            skipup: Arc::new(PacedSkipUp::new(ports.skipup, settings.skipup_pace)),
+        }
+    }
 }
 
 /// What syncing one event did.
@@ -190,20 +239,11 @@ pub async fn settle(deps: &ApplyDeps, lead_id: &LeadId) -> Result<(), MessageFai
             .await
             .map_err(|e| MessageFailure::after(backoff(1), e))?;
     }
-    if lead
-        .skipup_cancel
-        .as_ref()
-        .is_some_and(|c| c.done_at.is_none())
-    {
+    if lead.cancel_pending() {
         let now = deps.intake.clock.now();
         stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION)
             .await
-            .map_err(|e| {
-                if e.class() == ErrorClass::Configuration {
-                    metrics::count(FUNCTION, &[("SkipUpAuthFailures", 1.0)]);
-                }
-                MessageFailure::after(e.retry_after().unwrap_or_else(|| backoff(2)), e)
-            })?;
+            .map_err(|e| super::stop_failure(e, FUNCTION, backoff(2)))?;
     }
     tell_crm(deps, lead_id).await
 }
@@ -383,12 +423,7 @@ pub(crate) async fn apply_conversation(
     mr_id: &str,
     lead_event: LeadEvent,
 ) -> Result<ApplyOutcome, MessageFailure> {
-    let event_type = match lead_event {
-        LeadEvent::MeetingRequestCreated => "meeting_request.created",
-        LeadEvent::FollowedUp => "meeting_request.follow_up_sent",
-        LeadEvent::Booked | LeadEvent::BookedOnTheirOwn => "meeting_request.booked",
-        LeadEvent::Cancelled => "meeting_request.cancelled",
-    };
+    let event_type = lead_event.skipup_type();
     apply(
         deps,
         source,
@@ -532,22 +567,10 @@ async fn on_booking(
         provider.as_str(),
         key,
         &id,
-        |lead| merge_bookings(lead, &bookings),
+        |lead| lead.merge_bookings(&bookings),
         detail,
     )
     .await
-}
-
-/// Merges bookings into a lead: the signal the booking rules read.
-pub(crate) fn merge_bookings(lead: &mut Lead, bookings: &[(String, BookingState)]) -> Outside {
-    let mut new = false;
-    for (key, state) in bookings {
-        new |= lead.record_booking(key, *state);
-    }
-    Outside::Booking {
-        new,
-        standing: lead.has_standing_booking(),
-    }
 }
 
 /// Applies a booking or a disqualification by the rules of [`outside`]: a new status,
@@ -580,13 +603,12 @@ pub(crate) async fn apply_outside(
                 lead.check_scheduled_at = None;
                 lead.recovery = None;
             }
-            if verdict.stop_skipup && lead.skipup_cancel.is_none() {
-                lead.skipup_cancel = lead.meeting_request_id.clone().map(|mr| SkipUpCancel {
-                    meeting_request_id: mr,
-                    reason: reason.clone(),
-                    decided_at: now,
-                    done_at: None,
-                });
+            if let Some(mr) = lead
+                .meeting_request_id
+                .clone()
+                .filter(|_| verdict.stop_skipup)
+            {
+                lead.arm_cancel(&mr, &reason, now);
             }
             if verdict.status == Some(LeadStatus::Suppressed) {
                 lead.status_reason = Some(reason.clone());
@@ -720,7 +742,7 @@ async fn on_crm_lead(
         source,
         key,
         &id,
-        |lead| merge_bookings(lead, &booking),
+        |lead| lead.merge_bookings(&booking),
         detail,
     )
     .await

@@ -73,3 +73,16 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Resp
     );
     response
 }
+
+/// A SkipUp cancellation that could not be carried out now, as a retry (an alarm
+/// metric when SkipUp refused our credentials).
+pub(crate) fn stop_failure(
+    error: crate::recovery::StopError,
+    function: &str,
+    fallback: std::time::Duration,
+) -> MessageFailure {
+    if error.class() == crate::skipup::ErrorClass::Configuration {
+        crate::metrics::count(function, &[("SkipUpAuthFailures", 1.0)]);
+    }
+    MessageFailure::after(error.retry_after().unwrap_or(fallback), error)
+}

@@ -15,12 +15,12 @@ use super::apply_events::{ApplyDeps, ApplyOutcome, RECONCILE, apply_conversation
 use crate::lead::LeadId;
 use crate::lifecycle::LeadEvent;
 use crate::metrics;
-use crate::recovery::backoff;
+use crate::recovery::{backoff, stop_conversation};
 use crate::skipup::{ErrorClass, SkipUpError};
 use crate::update::{Change, update_lead};
 
 /// `RECONCILE_AFTER_SECONDS` (default 21,600: six hours) and how many leads one run
-/// asks about at most (`RECONCILE_BATCH`, default 500; the rest wait for the next run).
+/// asks about at most (`RECONCILE_BATCH`, default 100; the rest wait for the next run).
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
     pub after: TimeDelta,
@@ -31,7 +31,7 @@ impl Default for ReconcileSettings {
     fn default() -> Self {
         Self {
             after: TimeDelta::seconds(21_600),
-            batch: 500,
+            batch: 100,
         }
     }
 }
@@ -48,6 +48,9 @@ pub struct ReconcileReport {
     pub cancelled: usize,
     /// Still active or paused at SkipUp: asked again after another quiet period.
     pub open: usize,
+    /// Cancellations decided earlier and not confirmed (their message failed for
+    /// good), carried out now.
+    pub stopped: usize,
     /// SkipUp did not know the request, or answered with an error.
     pub failed: usize,
     /// Each lead asked about, with what SkipUp said.
@@ -58,11 +61,16 @@ pub struct ReconcileReport {
 const FUNCTION: &str = "reconcile";
 
 /// One run. Stops at the first sign our SkipUp credentials are refused (no lead
-/// could be asked about); other errors cost only their lead.
+/// could be asked about), and before `until` (the invocation's deadline, less a
+/// margin) so that what is left waits for the next run; other errors cost only their
+/// lead. First it carries out cancellations decided earlier whose confirmation is
+/// missing (their message ended in a dead-letter queue, or a check failed after
+/// deciding), then asks about quiet recoveries.
 pub async fn reconcile(
     deps: &ApplyDeps,
     settings: &ReconcileSettings,
     dry_run: bool,
+    until: Option<std::time::Instant>,
 ) -> Result<ReconcileReport, MessageFailure> {
     let now = deps.intake.clock.now().trunc_subsecs(3);
     let ids = deps
@@ -75,7 +83,27 @@ pub async fn reconcile(
         ..ReconcileReport::default()
     };
     for id in ids {
+        if until.is_some_and(|until| std::time::Instant::now() >= until) {
+            tracing::info!(
+                asked = report.asked,
+                "reconciliation stopped at its deadline; the rest next run"
+            );
+            break;
+        }
         let lead = match deps.store.get_lead(&id).await {
+            Ok(Some(lead)) if lead.cancel_pending() => {
+                if !dry_run {
+                    match stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION).await
+                    {
+                        Ok(()) => report.stopped += 1,
+                        Err(error) => {
+                            tracing::warn!(lead_id = %id, %error, "SkipUp conversation not stopped yet; next run");
+                            report.failed += 1;
+                        }
+                    }
+                }
+                continue;
+            }
             Ok(Some(lead)) if lead.recovery_open() => lead,
             Ok(_) => continue,
             Err(error) => {
@@ -85,6 +113,10 @@ pub async fn reconcile(
             }
         };
         let Some(mr_id) = lead.meeting_request_id.clone() else {
+            // Nothing to ask about; not again before another quiet period.
+            if !dry_run {
+                heard(deps, &id).await;
+            }
             continue;
         };
         report.asked += 1;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::crm::CrmConnectors;
-use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, SkipUpCancel, TimelineEntry};
+use crate::lead::{EmailAddress, Lead, LeadId, LeadStatus, Recovery, TimelineEntry};
 use crate::lifecycle::{LeadEvent, transition};
 use crate::metrics;
 use crate::ports::{Clock, LeadStore, Pointer, Queue, Redelivery, SkipUpApi, StoreError};
@@ -167,6 +167,10 @@ async fn decide(
             .map_err(|e| MessageFailure::after(backoff(receive_count), e))?;
         return Ok(CheckOutcome::Rescheduled { delay_secs });
     }
+    // A cancellation a check decided on an earlier attempt is finished first.
+    stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION)
+        .await
+        .map_err(|e| super::stop_failure(e, FUNCTION, backoff(receive_count)))?;
     if lead.status != LeadStatus::Submitted {
         return Ok(CheckOutcome::NothingToDo(lead.status));
     }
@@ -190,12 +194,7 @@ async fn decide(
             if let Some(lead) = lead {
                 stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION)
                     .await
-                    .map_err(|e| {
-                        MessageFailure::after(
-                            e.retry_after().unwrap_or_else(|| backoff(receive_count)),
-                            e,
-                        )
-                    })?;
+                    .map_err(|e| super::stop_failure(e, FUNCTION, backoff(receive_count)))?;
             }
             Ok(CheckOutcome::Requested {
                 meeting_request_id: meeting_request.id,
@@ -241,8 +240,14 @@ async fn begin(
         if lead.status != LeadStatus::Submitted {
             return None;
         }
-        let recovery = lead.recovery.get_or_insert_with(|| Recovery {
-            idempotency_key: idempotency_key(&lead.id, now),
+        // A lead back at Submitted after an earlier request (cancelled when a booking
+        // overtook it) asks anew, under a key of its own: the day's key would replay it.
+        let key = match &lead.meeting_request_id {
+            Some(earlier) => format!("{}:after:{earlier}", idempotency_key(&lead.id, now)),
+            None => idempotency_key(&lead.id, now),
+        };
+        let recovery = lead.recovery.get_or_insert(Recovery {
+            idempotency_key: key,
             started_at: now,
             attempts: 0,
             lease_until: None,
@@ -343,14 +348,9 @@ async fn record_requested(
         if matches!(
             lead.status,
             LeadStatus::BookedDirectly | LeadStatus::Suppressed
-        ) && lead.skipup_cancel.is_none()
-        {
-            lead.skipup_cancel = Some(SkipUpCancel {
-                meeting_request_id: mr_id.clone(),
-                reason: format!("the lead became {} while its request was made", lead.status),
-                decided_at: now,
-                done_at: None,
-            });
+        ) {
+            let reason = format!("the lead became {} while its request was made", lead.status);
+            lead.arm_cancel(&mr_id, &reason, now);
         }
         if let Some(recovery) = &mut lead.recovery {
             recovery.lease_until = None;
