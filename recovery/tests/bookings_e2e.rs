@@ -312,6 +312,7 @@ async fn run(stack: &Stack) {
         started.elapsed()
     );
 
+    let phase = Instant::now();
     // Outreach begins for the leads that need it.
     let needed: Vec<usize> = (0..LEADS)
         .filter(|i| !plans[*i].booked_before_check() && !plans[*i].disqualified_before_check())
@@ -330,6 +331,10 @@ async fn run(stack: &Stack) {
     })
     .await;
 
+    println!(
+        "requests made {:?} after the pre-check phase",
+        phase.elapsed()
+    );
     // After outreach: bookings elsewhere and late disqualifications.
     let mut after = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
@@ -343,6 +348,7 @@ async fn run(stack: &Stack) {
     }
     deliver(stack, &mut rng, after).await;
 
+    println!("late signals sent at {:?}", phase.elapsed());
     // Every conversation played out, then reconciliation repaired what was dropped.
     wait_until("everything settled", async || {
         if sandbox.conversations_playing() > 0 {
@@ -370,6 +376,7 @@ async fn run(stack: &Stack) {
     })
     .await;
 
+    println!("settled at {:?}", phase.elapsed());
     let now = statuses(stack).await;
     // How each conversation ended at SkipUp: on its own (booked, or cancelled by the
     // prospect), or stopped by our cancellation.
@@ -537,7 +544,7 @@ async fn the_booking_rules_end_to_end_on_dynamodb_and_sqs() {
     // moto is slower: the conversations too, so signals still land mid-way.
     let mut options = options(
         "30",
-        Duration::from_secs(6),
+        Duration::from_secs(4),
         Some(moto.sdk_config().await),
         &[("LOCAL_RESOURCE_PREFIX", prefix.as_str())],
     );

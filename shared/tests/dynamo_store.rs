@@ -499,11 +499,12 @@ async fn quiet_recoveries_come_from_the_open_recoveries_index_quietest_first() {
     assert_eq!(quiet, [ids[0].clone()]);
 }
 
-/// One reconciliation run on a table of `closed` settled leads and 100 open
+/// One reconciliation run on a table of `closed` settled leads and `open` open
 /// recoveries (a third of them booked at SkipUp, a third cancelled, a third still
 /// active), its AWS requests counted on the wire to moto_server.
 async fn one_reconciliation_run(
     closed: usize,
+    open: usize,
 ) -> std::collections::BTreeMap<String, testkit::meter::Usage> {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::adapters::fakes::{FixedClock, ScriptedSkipUp};
@@ -549,7 +550,7 @@ async fn one_reconciliation_run(
             .unwrap();
     }
     let skipup = Arc::new(ScriptedSkipUp::default());
-    for i in 0..100 {
+    for i in 0..open {
         let mut lead = Lead::new(
             profile(
                 &format!("open{i}@northwind.example"),
@@ -602,10 +603,8 @@ async fn one_reconciliation_run(
     )
     .await
     .unwrap();
-    assert_eq!(
-        (report.asked, report.booked, report.cancelled, report.open),
-        (100, 34, 33, 33)
-    );
+    assert_eq!(report.asked, open);
+    assert_eq!(report.booked + report.cancelled + report.open, open);
     let after = meter.usage();
     after
         .into_iter()
@@ -624,18 +623,23 @@ async fn one_reconciliation_run(
 }
 
 /// What one reconciliation run costs grows with the open recoveries, not the table:
-/// the same requests and units for 100 open recoveries in a table of 200 leads as in
-/// one of `RECONCILE_COST_LEADS` (1,000 by default, to keep the test quick on moto;
-/// the README's figure is from `RECONCILE_COST_LEADS=10000`). Written to
+/// the same requests and units for `RECONCILE_COST_OPEN` open recoveries (30 by
+/// default) in a table twice that size as in one of `RECONCILE_COST_LEADS` (600),
+/// small to keep the test quick on moto; the README's figure is from
+/// `RECONCILE_COST_OPEN=100 RECONCILE_COST_LEADS=10000`. Written to
 /// `target/cost/reconcile-run.json`.
 #[tokio::test]
 async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
-    let leads: usize = std::env::var("RECONCILE_COST_LEADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000);
-    let small = one_reconciliation_run(100).await;
-    let large = one_reconciliation_run(leads.max(200) - 100).await;
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let open = var("RECONCILE_COST_OPEN", 30).max(3);
+    let leads = var("RECONCILE_COST_LEADS", 600).max(3 * open);
+    let small = one_reconciliation_run(open, open).await;
+    let large = one_reconciliation_run(leads - open, open).await;
     let requests = |usage: &std::collections::BTreeMap<String, testkit::meter::Usage>| {
         usage
             .iter()

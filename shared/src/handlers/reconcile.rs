@@ -161,7 +161,9 @@ pub async fn reconcile(
         let key = format!("{RECONCILE}:{mr_id}:{status}");
         let outcome = apply_conversation(deps, RECONCILE, &key, &id, &mr_id, event).await;
         match outcome {
-            Ok(ApplyOutcome::Applied { .. }) => {
+            Ok(ApplyOutcome::Applied {
+                status: Some(_), ..
+            }) => {
                 metrics::count(FUNCTION, &[("ReconciledLeads", 1.0)]);
                 tracing::info!(lead_id = %id, %status, "reconciled with SkipUp");
                 if let Err(error) = settle(deps, &id).await {
