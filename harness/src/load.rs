@@ -80,6 +80,8 @@ impl Server {
                     ])
                     .with_defaults(local_defaults()),
                     sandbox: Default::default(),
+                    hubspot: None,
+                    salesforce: None,
                     retry_scale: 1.0,
                     workers: 0,
                     sdk: None,

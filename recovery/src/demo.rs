@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use shared::config::Env;
 use shared::lead::{Lead, LeadStatus};
 use shared::report::Funnel;
-use skipup_sandbox::{ConversationConfig, SandboxConfig};
+use skipup_sandbox::{ConversationConfig, HubSpotConfig, SalesforceConfig, SandboxConfig};
 
 use crate::simulate::{Sender, send};
 use crate::stack::{Options, Stack, first_secret, local_defaults};
@@ -137,14 +137,28 @@ pub fn options(port: u16) -> Options {
             },
             ..SandboxConfig::default()
         },
+        hubspot: Some(HubSpotConfig::default()),
+        salesforce: Some(SalesforceConfig::default()),
         retry_scale: 30.0,
         workers: 4,
         sdk: None,
     }
 }
 
+/// Settings that would point the demo at a real CRM: it writes sample prospects.
+const REAL_CRM: [&str; 3] = [
+    "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_BASE_URL",
+    "SALESFORCE_INSTANCE_URL",
+];
+
 pub async fn run(port: u16) -> anyhow::Result<()> {
     let options = options(port);
+    if let Some(var) = REAL_CRM.iter().find(|v| options.env.get(v).is_some()) {
+        bail!(
+            "{var} is set: the demo writes sample prospects and runs against its own HubSpot and Salesforce doubles; unset it"
+        );
+    }
     let env = options.env.clone();
     let stack = Stack::start(options).await?;
     let http = reqwest::Client::new();
@@ -311,7 +325,12 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             }
         }
         let playing = stack.sandbox().map_or(0, |s| s.conversations_playing());
-        if leads.len() > PROSPECTS.len() && playing == 0 && leads.iter().all(finished) {
+        // Finished, and the CRMs told of it.
+        let told = |l: &Lead| l.crm_status == Some(l.status);
+        if leads.len() > PROSPECTS.len()
+            && playing == 0
+            && leads.iter().all(|l| finished(l) && told(l))
+        {
             break true;
         }
         if started.elapsed() > LIMIT {
@@ -340,6 +359,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             );
         }
     }
+    print_crms(&stack, &leads);
     if let Some(sandbox) = stack.sandbox() {
         let dropped = sandbox.dropped().len();
         let stopped: usize = sandbox.cancels().values().sum();
@@ -386,6 +406,36 @@ fn finished(lead: &Lead) -> bool {
         lead.status,
         LeadStatus::Submitted | LeadStatus::MeetingRequested | LeadStatus::FollowUpSent
     )
+}
+
+/// What each lead's status became in the HubSpot and Salesforce doubles.
+fn print_crms(stack: &Stack, leads: &[Lead]) {
+    let (Some(hubspot), Some(salesforce)) = (stack.hubspot(), stack.salesforce()) else {
+        return;
+    };
+    println!(
+        "\n== the CRMs (HubSpot's contact property `lead_recovery_status` and notes, Salesforce's Lead Status and Tasks)"
+    );
+    for lead in leads {
+        let email = lead.profile.email.as_str();
+        let property = hubspot
+            .contact(email)
+            .and_then(|c| c.properties.get("lead_recovery_status").cloned())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        let status = salesforce
+            .lead(email)
+            .map_or_else(|| "-".into(), |l| l.status);
+        println!(
+            "  {:<16} {:<18} HubSpot {:<17} notes {}   Salesforce {:<22} Tasks {}",
+            lead.profile.name,
+            lead.status.to_string(),
+            property,
+            hubspot.notes_of(email).len(),
+            status,
+            salesforce.tasks_of(email).len()
+        );
+    }
 }
 
 fn print_funnel(funnel: &Funnel) {

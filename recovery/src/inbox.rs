@@ -378,6 +378,25 @@ impl Redelivery for ScaledRedelivery {
     }
 }
 
+/// Shortens the delay of every message sent by `scale`, to no less than a second
+/// (none stays none).
+pub struct ScaledDelays {
+    pub inner: Arc<dyn Queue>,
+    pub scale: f64,
+}
+
+#[async_trait]
+impl Queue for ScaledDelays {
+    async fn send(&self, message: &QueueMessage) -> Result<(), QueueError> {
+        let mut message = message.clone();
+        message.delay_seconds = message
+            .delay_seconds
+            .filter(|d| *d > 0)
+            .map(|d| ((f64::from(d) / self.scale.max(1.0)).ceil() as u32).max(1));
+        self.inner.send(&message).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use recovery::backfill::{Backfill, Settings, Source, backfill};
 use recovery::dlq::{self, QueuePair};
-use recovery::ops::{QueueKind, Target, health, print_registration, register_webhook};
+use recovery::ops::{
+    QueueKind, Target, health, print_registration, register_webhook, setup_hubspot,
+};
 use recovery::report;
 use recovery::simulate::{Sender, send};
 use recovery::stack::{Options, Stack, first_secret};
@@ -70,10 +72,19 @@ enum DlqCommand {
 }
 
 #[derive(Subcommand)]
+enum SetupCommand {
+    /// Create the contact property HUBSPOT_STATUS_PROPERTY (an enumeration of the
+    /// statuses) with HUBSPOT_ACCESS_TOKEN; nothing if it exists. Exit 1 if it exists
+    /// without every status as an option.
+    Hubspot,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline on one port: POST /forms, POST /webhooks/{skipup,skipcalls,skode},
     /// GET /leads/{lead_id}, GET /report. In memory unless AWS_ENDPOINT_URL or LEADS_TABLE is set;
-    /// SkipUp is an embedded sandbox unless SKIPUP_BASE_URL is set.
+    /// SkipUp is an embedded sandbox unless SKIPUP_BASE_URL is set; HubSpot and Salesforce are
+    /// embedded doubles unless HUBSPOT_ACCESS_TOKEN (or HUBSPOT_BASE_URL) and SALESFORCE_INSTANCE_URL are set.
     Local {
         #[arg(long, default_value_t = 8080)]
         port: u16,
@@ -93,6 +104,11 @@ enum Command {
     },
     /// List SkipUp's webhook endpoints; exit 1 if one is disabled or an event reaches none.
     Health,
+    /// Prepare a CRM for the pipeline, once per account.
+    Setup {
+        #[command(subcommand)]
+        crm: SetupCommand,
+    },
     /// Ask SkipUp to recover leads who submitted but never booked, paced under its rate limit.
     /// Safe to interrupt and run again: nothing is sent twice.
     Backfill {
@@ -215,6 +231,13 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             let registration = register_webhook(&target.skipup()?, &url, &description).await?;
             print_registration(&mut std::io::stdout(), &registration)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup {
+            crm: SetupCommand::Hubspot,
+        } => {
+            let target = Target::resolve(local).await?;
+            let ready = setup_hubspot(&target.env, &mut std::io::stdout()).await?;
+            Ok(exit(ready))
         }
         Command::Health => {
             let target = Target::resolve(local).await?;
@@ -371,6 +394,15 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             );
             if let Some(sandbox) = stack.sandbox() {
                 eprintln!("recovery local: SkipUp sandbox at {}", sandbox.base_url());
+            }
+            if let Some(hubspot) = stack.hubspot() {
+                eprintln!("recovery local: HubSpot double at {}", hubspot.base_url());
+            }
+            if let Some(salesforce) = stack.salesforce() {
+                eprintln!(
+                    "recovery local: Salesforce double at {}",
+                    salesforce.instance_url()
+                );
             }
             eprintln!(
                 "recovery local: POST /forms, POST /webhooks/{{skipup,skipcalls,skode}}, GET /leads/{{lead_id}}, GET /report; Ctrl-C stops"

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 use shared::adapters::aws::{load_env, load_sdk_config};
+use shared::adapters::crm::{HubSpotConnector, PropertySetup};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::skipup::SkipUpClient;
 use shared::adapters::sqs::SqsQueue;
@@ -174,6 +175,41 @@ pub enum Registration {
 }
 
 /// Registers `url` for the recovery events, unless an endpoint with that URL exists.
+/// `recovery setup hubspot`: creates the status property unless it exists. `false`
+/// when it exists without every status as an option (they are named).
+pub async fn setup_hubspot(env: &Env, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let settings = shared::config::crm_settings(env)?
+        .hubspot
+        .context("HUBSPOT_ACCESS_TOKEN is not set (a private app's access token)")?;
+    let property = settings.status_property.clone();
+    let hubspot = HubSpotConnector::new(settings).map_err(anyhow::Error::msg)?;
+    match hubspot.setup_property().await? {
+        PropertySetup::Created => {
+            writeln!(
+                out,
+                "created the contact property {property} (an enumeration of the statuses)"
+            )?;
+            Ok(true)
+        }
+        PropertySetup::Exists => {
+            writeln!(
+                out,
+                "the contact property {property} exists with every status: nothing to do"
+            )?;
+            Ok(true)
+        }
+        PropertySetup::MissingOptions(missing) => {
+            writeln!(
+                out,
+                "the contact property {property} exists but lacks the options {}: add them in \
+                 HubSpot (Settings > Properties), or delete it and run this again",
+                missing.join(", ")
+            )?;
+            Ok(false)
+        }
+    }
+}
+
 pub async fn register_webhook(
     skipup: &dyn SkipUpApi,
     url: &str,

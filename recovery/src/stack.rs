@@ -4,7 +4,9 @@
 //! local-only `GET /leads/{lead_id}`, `GET /leads?email=ADDRESS` and `GET /report`.
 //! Leads and queues are in memory by default, or DynamoDB and SQS when
 //! `AWS_ENDPOINT_URL` (an emulator such as `moto_server`) or `LEADS_TABLE` (real AWS)
-//! is set. SkipUp is an embedded sandbox unless `SKIPUP_BASE_URL` points elsewhere.
+//! is set. SkipUp is an embedded sandbox unless `SKIPUP_BASE_URL` points elsewhere;
+//! HubSpot and Salesforce are embedded doubles unless their settings name real ones
+//! (`HUBSPOT_BASE_URL` or `HUBSPOT_ACCESS_TOKEN`, `SALESFORCE_INSTANCE_URL`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,9 +37,11 @@ use shared::ports::SkipUpApi;
 use shared::ports::{Clock, EventLog, LeadListing, LeadStore, Queue, Redelivery, SystemClock};
 use shared::report::Funnel;
 use shared::skipup::{NewWebhookEndpoint, RECOVERY_EVENTS};
-use skipup_sandbox::{Sandbox, SandboxConfig};
+use skipup_sandbox::{
+    HubSpotConfig, HubSpotDouble, SalesforceConfig, SalesforceDouble, Sandbox, SandboxConfig,
+};
 
-use crate::inbox::{Inbox, LocalQueue, ScaledRedelivery, SqsInbox, consume};
+use crate::inbox::{Inbox, LocalQueue, ScaledDelays, ScaledRedelivery, SqsInbox, consume};
 
 /// What the local stack uses where the environment is silent. The secrets are
 /// well-known local values: never use them for a deployed stack.
@@ -74,6 +78,12 @@ pub struct Options {
     pub env: Env,
     /// The embedded SkipUp sandbox, when `SKIPUP_BASE_URL` is not set.
     pub sandbox: SandboxConfig,
+    /// The embedded HubSpot double (`None`: no HubSpot), unless the environment
+    /// sets `HUBSPOT_BASE_URL` or `HUBSPOT_ACCESS_TOKEN`.
+    pub hubspot: Option<HubSpotConfig>,
+    /// The embedded Salesforce double (`None`: no Salesforce), unless the environment
+    /// sets `SALESFORCE_INSTANCE_URL`.
+    pub salesforce: Option<SalesforceConfig>,
     /// Retry delays are divided by this (1 = as deployed).
     pub retry_scale: f64,
     /// Concurrent consumers of each queue (Lambda's concurrency); 0 for none, so that
@@ -90,9 +100,94 @@ impl Options {
             port,
             env: Env::process().with_defaults(local_defaults()),
             sandbox: SandboxConfig::default(),
+            hubspot: Some(HubSpotConfig::default()),
+            salesforce: Some(SalesforceConfig::default()),
             retry_scale: 30.0,
             workers: 4,
             sdk: None,
+        }
+    }
+}
+
+/// The CRM doubles the stack started.
+struct CrmDoubles {
+    hubspot: Option<HubSpotDouble>,
+    salesforce: Option<SalesforceDouble>,
+}
+
+impl CrmDoubles {
+    /// Starts the doubles `options` asks for where `env` names no real CRM, and
+    /// returns `env` pointed at them (Salesforce Leads are created for new prospects,
+    /// as a double has none of the team's Leads).
+    async fn start(
+        hubspot: Option<HubSpotConfig>,
+        salesforce: Option<SalesforceConfig>,
+        mut env: Env,
+    ) -> anyhow::Result<(Self, Env)> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let hubspot = match hubspot {
+            Some(config)
+                if env.get("HUBSPOT_BASE_URL").is_none()
+                    && env.get("HUBSPOT_ACCESS_TOKEN").is_none() =>
+            {
+                let double = HubSpotDouble::start(config, loopback)
+                    .await
+                    .context("starting the HubSpot double")?;
+                env = env.with_defaults([
+                    ("HUBSPOT_BASE_URL", double.base_url()),
+                    ("HUBSPOT_ACCESS_TOKEN", double.access_token().to_string()),
+                ]);
+                Some(double)
+            }
+            _ => None,
+        };
+        let salesforce = match salesforce {
+            Some(config) if env.get("SALESFORCE_INSTANCE_URL").is_none() => {
+                let double = SalesforceDouble::start(config, loopback)
+                    .await
+                    .context("starting the Salesforce double")?;
+                env = env.with_defaults([
+                    ("SALESFORCE_INSTANCE_URL", double.instance_url()),
+                    ("SALESFORCE_CLIENT_ID", double.client_id().to_string()),
+                    (
+                        "SALESFORCE_CLIENT_SECRET",
+                        double.client_secret().to_string(),
+                    ),
+                    ("SALESFORCE_CREATE_LEADS", "true".to_string()),
+                ]);
+                Some(double)
+            }
+            _ => None,
+        };
+        Ok((
+            Self {
+                hubspot,
+                salesforce,
+            },
+            env,
+        ))
+    }
+
+    /// `recovery setup hubspot` against the double, as a team does once.
+    async fn set_up(&self, env: &Env) -> anyhow::Result<()> {
+        if self.hubspot.is_none() {
+            return Ok(());
+        }
+        let settings = shared::config::crm_settings(env)?
+            .hubspot
+            .context("the HubSpot double is configured")?;
+        let connector = crm::HubSpotConnector::new(settings).map_err(anyhow::Error::msg)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match connector.setup_property().await {
+                Ok(_) => return Ok(()),
+                Err(error) if tries < 20 => {
+                    tracing::debug!(%error, "setting up the HubSpot double; again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error).context("creating the HubSpot property"),
+            }
         }
     }
 }
@@ -245,6 +340,7 @@ async fn create_queue_pair(
 pub struct Stack {
     url: String,
     sandbox: Option<Sandbox>,
+    crm_doubles: CrmDoubles,
     backend: Backend,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The event consumer's dependencies (for `suppress` and `reconcile` in tests).
@@ -288,6 +384,10 @@ impl Stack {
                 Some(sandbox)
             }
         };
+        let (crm_doubles, with_crms) =
+            CrmDoubles::start(options.hubspot, options.salesforce, env).await?;
+        env = with_crms;
+        crm_doubles.set_up(&env).await?;
         let aws = options.sdk.is_some()
             || env.get("AWS_ENDPOINT_URL").is_some()
             || env.get("LEADS_TABLE").is_some();
@@ -345,7 +445,12 @@ impl Stack {
         let ports = ApplyPorts {
             store: backend.store.clone(),
             events: backend.events.clone(),
-            checks: backend.checks.clone(),
+            // Its delayed sends are retries (a CRM that failed) and fresh checks
+            // (which wait for their due time on arrival): compressed like the rest.
+            checks: Arc::new(ScaledDelays {
+                inner: backend.checks.clone(),
+                scale: options.retry_scale,
+            }),
             clock: clock.clone(),
             skipup: skipup.clone(),
             crm: crm::connectors(apply_config.crm)?,
@@ -434,6 +539,7 @@ impl Stack {
         Ok(Self {
             url,
             sandbox,
+            crm_doubles,
             backend,
             tasks,
             apply,
@@ -452,6 +558,16 @@ impl Stack {
 
     pub fn sandbox(&self) -> Option<&Sandbox> {
         self.sandbox.as_ref()
+    }
+
+    /// The embedded HubSpot double, if the stack started one.
+    pub fn hubspot(&self) -> Option<&HubSpotDouble> {
+        self.crm_doubles.hubspot.as_ref()
+    }
+
+    /// The embedded Salesforce double, if the stack started one.
+    pub fn salesforce(&self) -> Option<&SalesforceDouble> {
+        self.crm_doubles.salesforce.as_ref()
     }
 
     pub fn description(&self) -> &str {

@@ -22,6 +22,8 @@ async fn start() -> Stack {
         port: 0,
         env: Env::from_pairs(local_defaults()),
         sandbox: SandboxConfig::default(),
+        hubspot: None,
+        salesforce: None,
         retry_scale: 60.0,
         workers: 0,
         sdk: None,

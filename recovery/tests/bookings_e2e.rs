@@ -103,6 +103,8 @@ fn options(
             },
             ..SandboxConfig::default()
         },
+        hubspot: None,
+        salesforce: None,
         retry_scale: 60.0,
         workers: 4,
         sdk,

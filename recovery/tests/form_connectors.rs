@@ -27,6 +27,8 @@ async fn start() -> Stack {
         port: 0,
         env: Env::from_pairs(env),
         sandbox: SandboxConfig::default(),
+        hubspot: None,
+        salesforce: None,
         retry_scale: 60.0,
         workers: 2,
         sdk: None,

@@ -236,6 +236,9 @@ fn the_demo_shows_every_booking_rule_and_exits_0() {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("LEADS_TABLE")
         .env_remove("SKIPUP_BASE_URL")
+        .env_remove("HUBSPOT_ACCESS_TOKEN")
+        .env_remove("HUBSPOT_BASE_URL")
+        .env_remove("SALESFORCE_INSTANCE_URL")
         .output()
         .expect("the demo runs");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -278,5 +281,27 @@ fn the_demo_shows_every_booking_rule_and_exits_0() {
     assert!(
         text.contains("read from SkipUp by reconciliation"),
         "{text}"
+    );
+    // Every lead's status landed in both CRM doubles, with a note and a Task per change.
+    let crm_line = |name: &str| {
+        text.lines()
+            .skip_while(|l| !l.starts_with("== the CRMs"))
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no CRM line for {name}: {text}"))
+            .to_string()
+    };
+    let harper = crm_line("Harper Diaz");
+    assert!(
+        harper.contains("HubSpot meeting-scheduled") && harper.contains("notes 2"),
+        "{harper}"
+    );
+    assert!(
+        harper.contains("Salesforce Working - Contacted") && harper.contains("Tasks 2"),
+        "{harper}"
+    );
+    let quinn = crm_line("Quinn Adler");
+    assert!(
+        quinn.contains("HubSpot booked-directly") && quinn.contains("notes 1"),
+        "{quinn}"
     );
 }

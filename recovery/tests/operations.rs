@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use recovery::backfill::{Backfill, Settings, Source, Summary, backfill};
 use recovery::dlq::{self, QueuePair};
-use recovery::ops::{Registration, health, register_webhook};
+use recovery::ops::{Registration, health, register_webhook, setup_hubspot};
 use secrecy::SecretString;
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::memory::MemoryLeadStore;
@@ -21,7 +21,7 @@ use shared::lead::LeadStatus;
 use shared::pacing::Pace;
 use shared::ports::{LeadListing, LeadStore, SystemClock};
 use shared::skipup::SkipUpSettings;
-use skipup_sandbox::{Sandbox, SandboxConfig};
+use skipup_sandbox::{HubSpotConfig, HubSpotDouble, Sandbox, SandboxConfig};
 use testkit::moto::moto;
 
 async fn sandbox(rate_limit: usize, rate_window: Duration) -> Sandbox {
@@ -441,6 +441,64 @@ async fn dead_letters_are_listed_without_bodies_and_replayed_to_their_queue() {
             assert_eq!(groups[event], "g2");
         }
     }
+}
+
+#[tokio::test]
+async fn setup_hubspot_creates_the_property_once_and_names_what_an_existing_one_lacks() {
+    let double = HubSpotDouble::start(HubSpotConfig::default(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let env = Env::from_pairs([
+        ("HUBSPOT_BASE_URL", double.base_url()),
+        ("HUBSPOT_ACCESS_TOKEN", double.access_token().to_string()),
+    ]);
+    let mut out = Vec::new();
+    assert!(setup_hubspot(&env, &mut out).await.unwrap());
+    assert!(setup_hubspot(&env, &mut out).await.unwrap());
+    let said = String::from_utf8(out).unwrap();
+    assert!(
+        said.contains("created the contact property lead_recovery_status"),
+        "{said}"
+    );
+    assert!(
+        said.contains("exists with every status: nothing to do"),
+        "{said}"
+    );
+    assert_eq!(double.property("lead_recovery_status").unwrap().len(), 7);
+    assert!(double.violations().is_empty(), "{:?}", double.violations());
+
+    // A property made by hand with other options: exit 1, naming the missing ones.
+    let config = HubSpotConfig {
+        properties: vec![(
+            "lead_recovery_status".into(),
+            vec!["meeting-scheduled".into()],
+        )],
+        ..HubSpotConfig::default()
+    };
+    let double = HubSpotDouble::start(config, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let env = Env::from_pairs([
+        ("HUBSPOT_BASE_URL", double.base_url()),
+        ("HUBSPOT_ACCESS_TOKEN", double.access_token().to_string()),
+    ]);
+    let mut out = Vec::new();
+    assert!(!setup_hubspot(&env, &mut out).await.unwrap());
+    let said = String::from_utf8(out).unwrap();
+    assert!(
+        said.contains("lacks the options booked-directly, meeting-requested"),
+        "{said}"
+    );
+    // Without a token it says what is missing.
+    let error = setup_hubspot(&Env::from_pairs([("X", "y")]), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("HUBSPOT_ACCESS_TOKEN is not set"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,10 @@
 //! again on DynamoDB and SQS in `moto_server`. Each lead must end in the status its
 //! conversation earned, with each applied event once on its timeline, exactly one
 //! meeting request per lead, and nothing lost (no dead letter, no unmatched event,
-//! every webhook delivered).
+//! every webhook delivered). HubSpot and Salesforce doubles fail 30% of calls too
+//! (rate limits with their headers, 5xx, timeouts): each lead's last status must
+//! land in both, with one note (HubSpot) and one Task (Salesforce) per status change
+//! and none twice.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -13,11 +16,17 @@ use recovery::simulate::{Sender, send};
 use recovery::stack::{Options, Stack, local_defaults};
 use serde_json::json;
 use shared::config::Env;
+use shared::crm::{SalesforceStatusMap, marker_in, status_changes, status_slug};
 use shared::lead::{Lead, LeadStatus};
-use skipup_sandbox::{ConversationConfig, Outcome, SandboxConfig};
+use skipup_sandbox::{
+    ConversationConfig, FaultConfig, HubSpotConfig, Outcome, SalesforceConfig, SandboxConfig,
+};
 use testkit::meter::{COSTED_REQUESTS, Meter, RequestsPerLead};
 
 const LEADS: usize = 100;
+/// On moto, with one consumer per queue (see below), fewer: every CRM push there is
+/// a dozen DynamoDB and HTTP calls in a row, and 40 leads check the same properties.
+const MOTO_LEADS: usize = 40;
 /// The recovery track, in order.
 const TRACK: [LeadStatus; 5] = [
     LeadStatus::Submitted,
@@ -29,6 +38,25 @@ const TRACK: [LeadStatus; 5] = [
 /// A bound on how long the run may take before the test reports what is stuck.
 const PATIENCE: Duration = Duration::from_secs(180);
 
+/// The org's Lead Status picklist in this run, one value per status so that the
+/// test can tell which status landed.
+const SF_MAP: &str = "booked-directly=Booked Directly;meeting-requested=Meeting Requested;\
+    follow-up-sent=Follow-up Sent;meeting-scheduled=Meeting Scheduled;\
+    re-enter-nurture=Re-enter Nurture;recovery-failed=Recovery Failed;suppressed=Suppressed";
+
+/// A CRM double that fails 30% of calls: a third rate limits, a third 5xx, the rest
+/// slower than the connector waits (after taking effect).
+fn crm_faults(seed: u64) -> FaultConfig {
+    FaultConfig {
+        fault_rate: 0.3,
+        slow_delay: Duration::from_millis(250),
+        // HubSpot's window, 100 times shorter (its 429 names the window to wait).
+        rate_limit: 20,
+        rate_window: Duration::from_millis(100),
+        seed,
+    }
+}
+
 fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Options {
     let mut pairs: Vec<(String, String)> = local_defaults()
         .iter()
@@ -36,6 +64,8 @@ fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Option
         .collect();
     pairs.push(("RECOVERY_DELAY_SECONDS".into(), "1".into()));
     pairs.push(("SKIPUP_TIMEOUT_SECONDS".into(), "1".into()));
+    pairs.push(("CRM_TIMEOUT_SECONDS".into(), "0.15".into()));
+    pairs.push(("SALESFORCE_STATUS_MAP".into(), SF_MAP.into()));
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Options {
         port: 0,
@@ -61,6 +91,23 @@ fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Option
             },
             ..SandboxConfig::default()
         },
+        hubspot: Some(HubSpotConfig {
+            faults: crm_faults(5),
+            // Small pages, so that finding the notes made follows the paging.
+            page_size: 2,
+            ..HubSpotConfig::default()
+        }),
+        salesforce: Some(SalesforceConfig {
+            lead_statuses: SalesforceStatusMap::parse(SF_MAP)
+                .unwrap()
+                .values()
+                .map(str::to_string)
+                .collect(),
+            // Sessions end during the run: the connector fetches a token again.
+            token_lifetime: Duration::from_secs(5),
+            faults: crm_faults(6),
+            ..SalesforceConfig::default()
+        }),
         retry_scale: 60.0,
         workers: 4,
         sdk,
@@ -93,6 +140,19 @@ async fn run(stack: &Stack, count: usize, day: Day) {
     let sandbox = stack.sandbox().expect("the embedded sandbox");
     let http = reqwest::Client::new();
     let url = format!("{}/forms", stack.url());
+    // Some prospects are already in the CRMs; the others are created there.
+    for i in 0..count {
+        if let Some(hubspot) = stack.hubspot()
+            && i % 3 == 0
+        {
+            hubspot.add_contact(&email(i));
+        }
+        if let Some(salesforce) = stack.salesforce()
+            && i % 2 == 0
+        {
+            salesforce.add_lead(&email(i), &format!("Prospect {i}"), "Web");
+        }
+    }
     for i in 0..count {
         // A third of the leads have a rep who is not a SkipUp member.
         let rep = match i % 3 {
@@ -119,6 +179,9 @@ async fn run(stack: &Stack, count: usize, day: Day) {
         }
     }
 
+    // With CRM connectors, a lead has settled once its CRMs were told its status.
+    let crms = stack.hubspot().is_some() || stack.salesforce().is_some();
+    let told = |l: &Lead| !crms || l.crm_status == Some(l.status);
     let started = Instant::now();
     let leads = loop {
         let leads = stack.leads().await.unwrap();
@@ -129,7 +192,7 @@ async fn run(stack: &Stack, count: usize, day: Day) {
                 matches!(
                     l.status,
                     LeadStatus::MeetingScheduled | LeadStatus::ReEnterNurture
-                )
+                ) && told(l)
             });
         if settled {
             break leads;
@@ -141,9 +204,14 @@ async fn run(stack: &Stack, count: usize, day: Day) {
                     !matches!(
                         l.status,
                         LeadStatus::MeetingScheduled | LeadStatus::ReEnterNurture
+                    ) || !told(l)
+                })
+                .map(|l| {
+                    format!(
+                        "{} {} (CRM {:?}) {:?}",
+                        l.id, l.status, l.crm_status, l.recovery
                     )
                 })
-                .map(|l| format!("{} {} {:?}", l.id, l.status, l.recovery))
                 .collect();
             panic!(
                 "not settled: {} leads, {} conversations ({} playing), {} dead letters, SkipUp answers {:?}; stuck: {stuck:?}",
@@ -248,6 +316,84 @@ async fn run(stack: &Stack, count: usize, day: Day) {
     if let Some(unmatched) = stack.unmatched() {
         assert!(unmatched.is_empty(), "{unmatched:?}");
     }
+    check_crms(stack, &leads, day).await;
+}
+
+/// Each lead's last status landed in HubSpot and Salesforce, with one note and one
+/// Task per status change of its timeline, none twice, and nothing else.
+async fn check_crms(stack: &Stack, leads: &[Lead], day: Day) {
+    let (Some(hubspot), Some(salesforce)) = (stack.hubspot(), stack.salesforce()) else {
+        return;
+    };
+    let map = SalesforceStatusMap::parse(SF_MAP).unwrap();
+    let property = "lead_recovery_status";
+    for lead in leads {
+        let email = lead.profile.email.as_str();
+        let contact = hubspot.contact(email).expect("a HubSpot contact");
+        assert_eq!(
+            contact.properties[property],
+            json!(status_slug(lead.status)),
+            "{}",
+            lead.id
+        );
+        let sf_lead = salesforce.lead(email).expect("a Salesforce Lead");
+        assert_eq!(
+            Some(sf_lead.status.as_str()),
+            map.value(lead.status),
+            "{}",
+            lead.id
+        );
+
+        let timeline = stack.timeline(&lead.id).await.unwrap();
+        let mut expected: Vec<String> = status_changes(&lead.id, &timeline)
+            .into_iter()
+            .map(|c| c.marker)
+            .collect();
+        expected.sort();
+        assert!(!expected.is_empty(), "{}: {timeline:?}", lead.id);
+        let mut noted: Vec<String> = hubspot
+            .notes_of(email)
+            .iter()
+            .map(|n| marker_in(&n.body).expect("a note of ours").to_string())
+            .collect();
+        noted.sort();
+        assert_eq!(noted, expected, "HubSpot notes of {}", lead.id);
+        let mut tasks: Vec<String> = salesforce
+            .tasks_of(email)
+            .iter()
+            .map(|t| marker_in(&t.subject).expect("a Task of ours").to_string())
+            .collect();
+        tasks.sort();
+        assert_eq!(tasks, expected, "Salesforce Tasks of {}", lead.id);
+    }
+    assert_eq!(hubspot.contacts().len(), leads.len());
+    assert_eq!(salesforce.leads().len(), leads.len());
+    assert!(
+        hubspot.violations().is_empty(),
+        "{:?}",
+        hubspot.violations()
+    );
+    assert!(
+        salesforce.violations().is_empty(),
+        "{:?}",
+        salesforce.violations()
+    );
+    if day == Day::Harsh {
+        let (hs, sf) = (hubspot.status_counts(), salesforce.status_counts());
+        assert!(
+            hs.contains_key(&429) && hs.keys().any(|s| *s >= 500),
+            "{hs:?}"
+        );
+        assert!(
+            sf.contains_key(&403) && sf.keys().any(|s| *s >= 500),
+            "{sf:?}"
+        );
+        assert!(
+            sf.contains_key(&401),
+            "a session ended during the run: {sf:?}"
+        );
+        assert!(salesforce.tokens_issued() > 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +415,7 @@ async fn the_whole_pipeline_on_dynamodb_and_sqs() {
     // of the same lead at once could both pass the version check there, as they
     // cannot on SQS and DynamoDB. Concurrency itself is covered by the memory run.
     options.workers = 1;
-    run(&start(options).await, LEADS, Day::Harsh).await;
+    run(&start(options).await, MOTO_LEADS, Day::Harsh).await;
 }
 
 /// The AWS requests behind each lead on a quiet day (no SkipUp faults, each webhook
@@ -289,6 +435,9 @@ async fn aws_requests_per_lead_on_a_quiet_day() {
         Some(meter.wrap(moto.sdk_config().await)),
     );
     options.workers = 1;
+    // The README's figures are for the pipeline without a CRM connector.
+    options.hubspot = None;
+    options.salesforce = None;
     options.sandbox.fault_rate = 0.0;
     options.sandbox.conversation.copies = (1, 1);
     options.sandbox.conversation.shuffle = false;

@@ -32,6 +32,9 @@
 //! and [`Sandbox::dropped`] lists them.
 
 pub mod conversation;
+mod faults;
+pub mod hubspot;
+pub mod salesforce;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -48,6 +51,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use conversation::{Conversation, ConversationConfig, Delivery, Outcome};
+pub use faults::FaultConfig;
+pub use hubspot::{HubSpotConfig, HubSpotDouble};
+pub use salesforce::{SalesforceConfig, SalesforceDouble};
 
 /// Knobs of the double.
 #[derive(Debug, Clone)]

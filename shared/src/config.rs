@@ -8,7 +8,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::connectors::{Connectors, Provider};
-use crate::crm::{CrmSettings, SKODE_BASE_URL, SkodeSettings, WebhookSettings};
+use crate::crm::{
+    CrmSettings, HUBSPOT_BASE_URL, HubSpotSettings, SALESFORCE_API_VERSION, SKODE_BASE_URL,
+    SalesforceSettings, SalesforceStatusMap, SkodeSettings, WebhookSettings,
+};
 use crate::handlers::apply_events::ApplySettings;
 use crate::handlers::reconcile::ReconcileSettings;
 use crate::intake::IntakeSettings;
@@ -131,6 +134,47 @@ impl Env {
         }
     }
 
+    /// Seconds, fractions allowed (`0.5`), within `range`, `default` when unset.
+    pub fn fractional_seconds(
+        &self,
+        key: &'static str,
+        default: f64,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Result<Duration, ConfigError> {
+        let value = match self.get(key) {
+            None => default,
+            Some(v) => v.trim().parse::<f64>().map_err(|_| ConfigError::Invalid {
+                var: key,
+                reason: "expected a number of seconds".into(),
+            })?,
+        };
+        if range.contains(&value) {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            Err(ConfigError::Invalid {
+                var: key,
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`), `default` when unset.
+    pub fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .get(key)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(ConfigError::Invalid {
+                var: key,
+                reason: "expected true or false".into(),
+            }),
+        }
+    }
+
     pub fn email(&self, key: &'static str) -> Result<EmailAddress, ConfigError> {
         EmailAddress::parse(&self.required(key)?).map_err(|reason| ConfigError::Invalid {
             var: key,
@@ -239,12 +283,16 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
     })
 }
 
-/// The CRM connectors, each optional: Skode when `SKODE_API_KEY` is set
-/// (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`, `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`), the
-/// signed outbound webhook when `CRM_WEBHOOK_URL` is set (with `CRM_WEBHOOK_SECRET`);
-/// `CRM_TIMEOUT_SECONDS` (default 5) for both.
+/// The CRM connectors, each optional and turned on by its own setting alone: Skode
+/// when `SKODE_API_KEY` is set (`SKODE_BASE_URL`, `SKODE_STATUS_FIELD`,
+/// `SKODE_TAG_PREFIX`, `SKODE_PAUSE_TAG`); HubSpot when `HUBSPOT_ACCESS_TOKEN` is set
+/// (`HUBSPOT_BASE_URL`, `HUBSPOT_STATUS_PROPERTY`, `HUBSPOT_CREATE_CONTACTS`);
+/// Salesforce when `SALESFORCE_INSTANCE_URL` is set (with `SALESFORCE_CLIENT_ID` and
+/// `SALESFORCE_CLIENT_SECRET`; `SALESFORCE_API_VERSION`, `SALESFORCE_STATUS_MAP`,
+/// `SALESFORCE_CREATE_LEADS`); the signed outbound webhook when `CRM_WEBHOOK_URL` is
+/// set (with `CRM_WEBHOOK_SECRET`). `CRM_TIMEOUT_SECONDS` (default 5) for all.
 pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
-    let timeout = Duration::from_secs(env.u64_in("CRM_TIMEOUT_SECONDS", 5, 1..=10)?);
+    let timeout = env.fractional_seconds("CRM_TIMEOUT_SECONDS", 5.0, 0.1..=10.0)?;
     let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
     let skode = env.get("SKODE_API_KEY").map(|api_key| SkodeSettings {
         base_url: text("SKODE_BASE_URL", SKODE_BASE_URL),
@@ -254,6 +302,40 @@ pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
         pause_tag: text("SKODE_PAUSE_TAG", "nurture-paused"),
         timeout,
     });
+    let hubspot = match env.get("HUBSPOT_ACCESS_TOKEN") {
+        None => None,
+        Some(token) => Some(HubSpotSettings {
+            base_url: text("HUBSPOT_BASE_URL", HUBSPOT_BASE_URL),
+            access_token: SecretString::from(token),
+            status_property: hubspot_property(&text(
+                "HUBSPOT_STATUS_PROPERTY",
+                "lead_recovery_status",
+            ))?,
+            create_contacts: env.flag("HUBSPOT_CREATE_CONTACTS", true)?,
+            timeout,
+        }),
+    };
+    let salesforce = match env.get("SALESFORCE_INSTANCE_URL") {
+        None => None,
+        Some(instance_url) => Some(SalesforceSettings {
+            instance_url,
+            client_id: env.required("SALESFORCE_CLIENT_ID")?,
+            client_secret: SecretString::from(env.required("SALESFORCE_CLIENT_SECRET")?),
+            api_version: salesforce_version(&text(
+                "SALESFORCE_API_VERSION",
+                SALESFORCE_API_VERSION,
+            ))?,
+            status_map: SalesforceStatusMap::parse(
+                &env.get("SALESFORCE_STATUS_MAP").unwrap_or_default(),
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                var: "SALESFORCE_STATUS_MAP",
+                reason,
+            })?,
+            create_leads: env.flag("SALESFORCE_CREATE_LEADS", false)?,
+            timeout,
+        }),
+    };
     let webhook = match env.get("CRM_WEBHOOK_URL") {
         None => None,
         Some(url) => {
@@ -277,7 +359,49 @@ pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
             })
         }
     };
-    Ok(CrmSettings { skode, webhook })
+    Ok(CrmSettings {
+        skode,
+        hubspot,
+        salesforce,
+        webhook,
+    })
+}
+
+/// A HubSpot property's internal name: lowercase letters, digits and `_`, starting
+/// with a letter (it goes into request paths and bodies).
+fn hubspot_property(name: &str) -> Result<String, ConfigError> {
+    let valid = name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(ConfigError::Invalid {
+            var: "HUBSPOT_STATUS_PROPERTY",
+            reason: "an internal property name: lowercase letters, digits and _".into(),
+        })
+    }
+}
+
+/// `v66.0`, or `66.0` (the `v` is added).
+fn salesforce_version(raw: &str) -> Result<String, ConfigError> {
+    let number = raw.trim().trim_start_matches('v');
+    let valid = number.split_once('.').is_some_and(|(major, minor)| {
+        !major.is_empty()
+            && !minor.is_empty()
+            && major.chars().all(|c| c.is_ascii_digit())
+            && minor.chars().all(|c| c.is_ascii_digit())
+    });
+    if valid {
+        Ok(format!("v{number}"))
+    } else {
+        Err(ConfigError::Invalid {
+            var: "SALESFORCE_API_VERSION",
+            reason: "expected a version like v66.0".into(),
+        })
+    }
 }
 
 /// Settings of `form-intake`.

@@ -364,6 +364,10 @@ pub struct Lead {
     pub applied_events: Vec<String>,
     /// The status the team's CRM was last told of (by the CRM connectors).
     pub crm_status: Option<LeadStatus>,
+    /// While a push to CRMs that keep a note per change is under way: until when it
+    /// holds the lead, so that a concurrent push does not make the same note twice.
+    #[serde(default)]
+    pub crm_lease_until: Option<DateTime<Utc>>,
     /// When the lead first reached each status after Submitted, in that order (the
     /// funnel report's follow-ups and time to book).
     pub reached: Vec<(LeadStatus, DateTime<Utc>)>,
@@ -527,6 +531,7 @@ impl Lead {
             updated_at: submitted_at,
             applied_events: Vec::new(),
             crm_status: None,
+            crm_lease_until: None,
             reached: Vec::new(),
             bookings: Vec::new(),
             skipup_cancel: None,

@@ -10,7 +10,7 @@ use shared::adapters::fakes::{ManualClock, RecordingConnector, ScriptedSkipUp};
 use shared::adapters::memory::{MemoryLeadStore, MemoryQueue};
 use shared::config::Env;
 use shared::connectors::Connectors;
-use shared::crm::CrmConnectors;
+use shared::crm::{CrmConnectors, ReconcileError};
 use shared::handlers::apply_events::{ApplyDeps, ApplyOutcome, apply_event, handle};
 use shared::inbound::{InboundEvent, Provider};
 use shared::intake::{IntakeDeps, IntakeSettings};
@@ -390,6 +390,80 @@ async fn a_status_overtaken_while_it_was_pushed_is_followed_by_the_newer_one() {
     );
     let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
     assert_eq!(stored.crm_status, Some(LeadStatus::MeetingScheduled));
+}
+
+/// The world with a CRM connector that keeps a note per status change.
+fn world_with_noting_crm() -> (World, Arc<RecordingConnector>) {
+    let mut w = world();
+    let connector = Arc::new(RecordingConnector::keeping_notes());
+    w.deps.crm = CrmConnectors::new(vec![connector.clone()]);
+    (w, connector)
+}
+
+#[tokio::test]
+async fn a_crm_that_keeps_notes_gets_every_status_change_with_what_the_timeline_says() {
+    let (w, crm) = world_with_noting_crm();
+    let lead = lead(&w, false).await;
+    crm.fail_next([true]);
+    for (kind, id, n) in [
+        ("meeting_request.created", "evt_1", 1),
+        ("meeting_request.follow_up_sent", "evt_2", 2),
+        ("meeting_request.booked", "evt_3", 3),
+    ] {
+        apply_event(&w.deps, &skipup(kind, id, n)).await.unwrap();
+    }
+    let updates = crm.updates();
+    let last = updates.last().unwrap();
+    assert_eq!(last.status, LeadStatus::MeetingScheduled);
+    let statuses: Vec<LeadStatus> = last.changes.iter().map(|c| c.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            LeadStatus::MeetingRequested,
+            LeadStatus::FollowUpSent,
+            LeadStatus::MeetingScheduled
+        ]
+    );
+    // Every change keeps its marker from push to push, and says what happened.
+    let first = &updates[0].changes[0];
+    assert_eq!(first.marker, last.changes[0].marker);
+    assert!(
+        first
+            .marker
+            .starts_with(&format!("{}/meeting-requested/", lead.id))
+    );
+    assert!(
+        last.changes[2].text.contains("meeting_request.booked"),
+        "{}",
+        last.changes[2].text
+    );
+    // The lease is let go once the status is recorded, and after the failed push.
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.crm_status, Some(LeadStatus::MeetingScheduled));
+    assert_eq!(stored.crm_lease_until, None);
+}
+
+#[tokio::test]
+async fn a_push_that_finds_the_lead_held_by_another_is_put_off_and_pushes_nothing() {
+    let (w, crm) = world_with_noting_crm();
+    let lead = lead(&w, true).await;
+    let mut held = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    held.crm_lease_until = Some(chrono::Utc::now() + chrono::TimeDelta::seconds(60));
+    w.store.save_lead(&held, None, None).await.unwrap();
+    let busy = w.deps.crm.reconcile(&*w.store, &lead.id, "test").await;
+    assert!(matches!(busy, Err(ReconcileError::Busy { .. })), "{busy:?}");
+    assert!(busy.unwrap_err().retry_after().is_some());
+    assert!(crm.pushed().is_empty());
+    // A lease that ran out (its holder died) is taken over.
+    let mut expired = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    expired.crm_lease_until = Some(chrono::Utc::now() - chrono::TimeDelta::seconds(1));
+    w.store.save_lead(&expired, None, None).await.unwrap();
+    w.deps
+        .crm
+        .reconcile(&*w.store, &lead.id, "test")
+        .await
+        .unwrap();
+    assert_eq!(crm.pushed(), [LeadStatus::MeetingRequested]);
 }
 
 #[tokio::test]

@@ -254,6 +254,9 @@ fn lead_to_item(lead: &Lead, version: u64) -> Item {
     if let Some(heard) = lead.skipup_heard_at {
         item.insert("skipup_heard_at".into(), time(heard));
     }
+    if let Some(until) = lead.crm_lease_until {
+        item.insert("crm_lease_until".into(), time(until));
+    }
     // The sparse `open_recoveries` index holds only the leads reconciliation has to
     // look at (recoveries waiting on SkipUp, cancellations not yet confirmed), so it
     // reads those and never the rest of the table.
@@ -432,6 +435,7 @@ fn item_to_lead(item: &Item) -> Result<Lead, StoreError> {
             None => None,
         },
         skipup_heard_at: r.time_opt("skipup_heard_at")?,
+        crm_lease_until: r.time_opt("crm_lease_until")?,
         version: r.number("version")?,
     })
 }

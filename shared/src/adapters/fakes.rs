@@ -231,6 +231,8 @@ impl Clock for ManualClock {
 /// A CRM connector that records every update and fails as scripted first.
 #[derive(Default)]
 pub struct RecordingConnector {
+    /// Asks for the status changes, as a CRM that keeps a note per change does.
+    keeps_notes: bool,
     failures: std::sync::Mutex<std::collections::VecDeque<bool>>,
     pushed: std::sync::Mutex<Vec<crate::crm::StatusUpdate>>,
     before_push: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
@@ -245,6 +247,14 @@ impl std::fmt::Debug for RecordingConnector {
 }
 
 impl RecordingConnector {
+    /// One that asks for the status changes, as a CRM keeping a note per change does.
+    pub fn keeping_notes() -> Self {
+        Self {
+            keeps_notes: true,
+            ..Self::default()
+        }
+    }
+
     /// The next pushes fail, transiently (`true`) or permanently (`false`), in order.
     pub fn fail_next(&self, transient: impl IntoIterator<Item = bool>) {
         self.failures.lock().unwrap().extend(transient);
@@ -265,12 +275,21 @@ impl RecordingConnector {
             .map(|u| u.status)
             .collect()
     }
+
+    /// The updates delivered so far, in order.
+    pub fn updates(&self) -> Vec<crate::crm::StatusUpdate> {
+        self.pushed.lock().unwrap().clone()
+    }
 }
 
 #[async_trait]
 impl crate::crm::CrmConnector for RecordingConnector {
     fn name(&self) -> &'static str {
         "recording"
+    }
+
+    fn keeps_notes(&self) -> bool {
+        self.keeps_notes
     }
 
     async fn push(
