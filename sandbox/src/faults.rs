@@ -111,17 +111,28 @@ impl Violations {
     }
 }
 
-/// Serves `app` on `address` until the handle is aborted.
-pub(crate) async fn serve(
-    app: Router,
-    address: SocketAddr,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    let address = listener.local_addr()?;
-    let server = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "CRM double stopped");
-        }
-    });
-    Ok((address, server))
+/// A double's HTTP server; dropping it stops the server.
+pub(crate) struct Server {
+    pub address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves `app` on `address` (port 0 for any free one).
+    pub async fn start(app: Router, address: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "CRM double stopped");
+            }
+        });
+        Ok(Self { address, task })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

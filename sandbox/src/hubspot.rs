@@ -39,7 +39,7 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, FaultConfig, Faults, Violations, serve};
+use crate::faults::{Fault, FaultConfig, Faults, Server, Violations};
 
 /// Knobs of the HubSpot double.
 #[derive(Debug, Clone)]
@@ -107,14 +107,7 @@ impl Inner {
 /// A running HubSpot double. Dropping it stops the server.
 pub struct HubSpotDouble {
     inner: Arc<Inner>,
-    address: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HubSpotDouble {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server,
 }
 
 impl HubSpotDouble {
@@ -142,17 +135,13 @@ impl HubSpotDouble {
             )
             .fallback(unknown_route)
             .with_state(inner.clone());
-        let (address, server) = serve(app, address).await?;
-        Ok(Self {
-            inner,
-            address,
-            server,
-        })
+        let server = Server::start(app, address).await?;
+        Ok(Self { inner, server })
     }
 
     /// `http://127.0.0.1:{port}`: what `HUBSPOT_BASE_URL` is set to.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address)
     }
 
     pub fn access_token(&self) -> &str {

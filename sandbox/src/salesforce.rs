@@ -37,7 +37,7 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, FaultConfig, Faults, Violations, serve};
+use crate::faults::{Fault, FaultConfig, Faults, Server, Violations};
 
 /// The Lead Status values of a new org.
 pub const STANDARD_LEAD_STATUSES: [&str; 4] = [
@@ -146,14 +146,7 @@ impl Inner {
 /// A running Salesforce double. Dropping it stops the server.
 pub struct SalesforceDouble {
     inner: Arc<Inner>,
-    address: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SalesforceDouble {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server,
 }
 
 impl SalesforceDouble {
@@ -175,18 +168,15 @@ impl SalesforceDouble {
             )
             .fallback(unknown_route)
             .with_state(inner.clone());
-        let (address, server) = serve(app, address).await?;
-        *inner.base.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{address}");
-        Ok(Self {
-            inner,
-            address,
-            server,
-        })
+        let server = Server::start(app, address).await?;
+        *inner.base.lock().unwrap_or_else(|p| p.into_inner()) =
+            format!("http://{}", server.address);
+        Ok(Self { inner, server })
     }
 
     /// `http://127.0.0.1:{port}`: what `SALESFORCE_INSTANCE_URL` is set to.
     pub fn instance_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address)
     }
 
     pub fn client_id(&self) -> &str {

@@ -20,15 +20,11 @@ use crate::lead::LeadStatus;
 const NAME: &str = "hubspot";
 
 /// The statuses the property holds: every one the CRM is told of.
-pub const PROPERTY_STATUSES: [LeadStatus; 7] = [
-    LeadStatus::BookedDirectly,
-    LeadStatus::MeetingRequested,
-    LeadStatus::FollowUpSent,
-    LeadStatus::MeetingScheduled,
-    LeadStatus::ReEnterNurture,
-    LeadStatus::RecoveryFailed,
-    LeadStatus::Suppressed,
-];
+fn property_statuses() -> impl Iterator<Item = LeadStatus> {
+    LeadStatus::ALL
+        .into_iter()
+        .filter(|s| *s != LeadStatus::Submitted)
+}
 
 /// The association type of a note to a contact (HubSpot-defined).
 const NOTE_TO_CONTACT: u32 = 202;
@@ -301,9 +297,8 @@ impl HubSpotConnector {
                 .flatten()
                 .filter_map(|o| o["value"].as_str())
                 .collect();
-            let missing: Vec<String> = PROPERTY_STATUSES
-                .iter()
-                .map(|s| status_slug(*s))
+            let missing: Vec<String> = property_statuses()
+                .map(status_slug)
                 .filter(|v| !have.contains(v))
                 .map(str::to_string)
                 .collect();
@@ -313,11 +308,10 @@ impl HubSpotConnector {
                 PropertySetup::MissingOptions(missing)
             });
         }
-        let options: Vec<Value> = PROPERTY_STATUSES
-            .iter()
+        let options: Vec<Value> = property_statuses()
             .zip(0..)
             .map(|(status, order)| {
-                json!({ "label": status.as_str(), "value": status_slug(*status),
+                json!({ "label": status.as_str(), "value": status_slug(status),
                         "displayOrder": order, "hidden": false })
             })
             .collect();

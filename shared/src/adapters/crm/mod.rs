@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,43 +18,45 @@ mod salesforce;
 mod skode;
 mod webhook;
 
-pub use hubspot::{HubSpotConnector, PROPERTY_STATUSES, PropertySetup};
+pub use hubspot::{HubSpotConnector, PropertySetup};
 pub use salesforce::{SalesforceConnector, soql_string};
 pub use skode::SkodeConnector;
 pub use webhook::{STATUS_CHANGED, WebhookConnector};
 
 /// The configured CRM connectors, built once per cold start.
 pub fn connectors(settings: CrmSettings) -> Result<CrmConnectors, ConfigError> {
-    let mut connectors: Vec<std::sync::Arc<dyn CrmConnector>> = Vec::new();
-    if let Some(skode) = settings.skode {
-        let connector = SkodeConnector::new(skode).map_err(|reason| ConfigError::Invalid {
-            var: "SKODE_BASE_URL",
-            reason,
-        })?;
-        connectors.push(std::sync::Arc::new(connector));
+    let mut connectors: Vec<Arc<dyn CrmConnector>> = Vec::new();
+    let mut add = |built: Option<Result<Arc<dyn CrmConnector>, String>>, var| match built {
+        Some(Ok(connector)) => {
+            connectors.push(connector);
+            Ok(())
+        }
+        Some(Err(reason)) => Err(ConfigError::Invalid { var, reason }),
+        None => Ok(()),
+    };
+    fn shared<C: CrmConnector + 'static>(
+        built: Result<C, String>,
+    ) -> Result<Arc<dyn CrmConnector>, String> {
+        built.map(|c| Arc::new(c) as Arc<dyn CrmConnector>)
     }
-    if let Some(hubspot) = settings.hubspot {
-        let connector = HubSpotConnector::new(hubspot).map_err(|reason| ConfigError::Invalid {
-            var: "HUBSPOT_BASE_URL",
-            reason,
-        })?;
-        connectors.push(std::sync::Arc::new(connector));
-    }
-    if let Some(salesforce) = settings.salesforce {
-        let connector =
-            SalesforceConnector::new(salesforce).map_err(|reason| ConfigError::Invalid {
-                var: "SALESFORCE_INSTANCE_URL",
-                reason,
-            })?;
-        connectors.push(std::sync::Arc::new(connector));
-    }
-    if let Some(webhook) = settings.webhook {
-        let connector = WebhookConnector::new(webhook).map_err(|reason| ConfigError::Invalid {
-            var: "CRM_WEBHOOK_URL",
-            reason,
-        })?;
-        connectors.push(std::sync::Arc::new(connector));
-    }
+    add(
+        settings.skode.map(|s| shared(SkodeConnector::new(s))),
+        "SKODE_BASE_URL",
+    )?;
+    add(
+        settings.hubspot.map(|s| shared(HubSpotConnector::new(s))),
+        "HUBSPOT_BASE_URL",
+    )?;
+    add(
+        settings
+            .salesforce
+            .map(|s| shared(SalesforceConnector::new(s))),
+        "SALESFORCE_INSTANCE_URL",
+    )?;
+    add(
+        settings.webhook.map(|s| shared(WebhookConnector::new(s))),
+        "CRM_WEBHOOK_URL",
+    )?;
     Ok(CrmConnectors::new(connectors))
 }
 
