@@ -543,10 +543,12 @@ async fn the_booking_rules_end_to_end_in_memory() {
 async fn the_booking_rules_end_to_end_on_dynamodb_and_sqs() {
     let moto = testkit::moto::moto();
     let prefix = testkit::unique_name("bookings");
-    // moto is slower: the conversations too, so signals still land mid-way.
+    // moto is slower: the conversations too, so signals still land mid-way (the last
+    // requests are made some 20 s after the first on one consumer; with 4-second steps
+    // the conversations could all be over by then on a loaded machine).
     let mut options = options(
         "30",
-        Duration::from_secs(4),
+        Duration::from_secs(6),
         Some(moto.sdk_config().await),
         &[("LOCAL_RESOURCE_PREFIX", prefix.as_str())],
     );

@@ -665,6 +665,72 @@ mod tests {
     }
 
     #[test]
+    fn hubspot_and_salesforce_are_turned_on_by_their_own_settings_and_checked() {
+        let salesforce = [
+            ("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com"),
+            ("SALESFORCE_CLIENT_ID", "3MVG9"),
+            ("SALESFORCE_CLIENT_SECRET", "sf-secret-value"),
+        ];
+        let mut all = vec![("HUBSPOT_ACCESS_TOKEN", "pat-na1-secret")];
+        all.extend(salesforce);
+        all.push(("SKODE_API_KEY", "sk_live_k"));
+        let env = Env::from_pairs(all.clone());
+        assert_eq!(
+            crm_connectors(&env).unwrap().names(),
+            ["skode", "hubspot", "salesforce"]
+        );
+        let settings = crm_settings(&env).unwrap();
+        let hubspot = settings.hubspot.as_ref().unwrap();
+        assert_eq!(hubspot.base_url, "https://api.hubapi.com");
+        assert_eq!(hubspot.status_property, "lead_recovery_status");
+        assert!(hubspot.create_contacts);
+        let sf = settings.salesforce.as_ref().unwrap();
+        assert_eq!(sf.api_version, "v66.0");
+        assert!(!sf.create_leads);
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("pat-na1-secret") && !shown.contains("sf-secret-value"));
+
+        let refused = |extra: (&'static str, &'static str)| {
+            let mut pairs = all.clone();
+            pairs.push(extra);
+            crm_settings(&Env::from_pairs(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused(("HUBSPOT_STATUS_PROPERTY", "Lead Status"))
+                .starts_with("HUBSPOT_STATUS_PROPERTY is invalid")
+        );
+        assert!(
+            refused(("HUBSPOT_CREATE_CONTACTS", "maybe"))
+                .starts_with("HUBSPOT_CREATE_CONTACTS is invalid")
+        );
+        assert!(
+            refused(("SALESFORCE_API_VERSION", "latest"))
+                .starts_with("SALESFORCE_API_VERSION is invalid")
+        );
+        assert!(
+            refused(("SALESFORCE_STATUS_MAP", "booked=Booked"))
+                .starts_with("SALESFORCE_STATUS_MAP is invalid")
+        );
+        assert!(
+            refused(("CRM_TIMEOUT_SECONDS", "0.01")).starts_with("CRM_TIMEOUT_SECONDS is invalid")
+        );
+        let version = {
+            let mut pairs = all.clone();
+            pairs.push(("SALESFORCE_API_VERSION", "62.0"));
+            crm_settings(&Env::from_pairs(pairs))
+                .unwrap()
+                .salesforce
+                .unwrap()
+                .api_version
+        };
+        assert_eq!(version, "v62.0");
+        let err = crm_settings(&Env::from_pairs([salesforce[0]])).unwrap_err();
+        assert_eq!(err.to_string(), "SALESFORCE_CLIENT_ID is not set");
+    }
+
+    #[test]
     fn the_config_debug_output_hides_secrets() {
         let config = IngestConfig::from_env(&Env::from_pairs([
             ("CRM_QUEUE_URL", "http://q"),

@@ -1,7 +1,8 @@
 //! Telling the team's CRM where each lead's recovery stands. Connectors (Skode,
-//! HubSpot, Salesforce, a signed outbound webhook) sit behind one port, each optional; [`CrmConnectors::reconcile`]
-//! brings the CRM up to the lead's current status and records what it was told, so a
-//! push that failed is made again by the next event or check of that lead.
+//! HubSpot, Salesforce, a signed outbound webhook) sit behind one port, each
+//! optional; [`CrmConnectors::reconcile`] brings the CRM up to the lead's current
+//! status and records what it was told, so a push that failed is made again by the
+//! next event or check of that lead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -516,5 +517,102 @@ impl ReconcileError {
             ReconcileError::Busy { .. } => Some(BUSY_RETRY),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn entry(second: i64, status: Option<LeadStatus>, detail: &str) -> TimelineEntry {
+        TimelineEntry {
+            at: Utc.timestamp_opt(1_764_000_000 + second, 0).unwrap(),
+            event_id: format!("e{second}"),
+            source: "test".into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn each_status_change_after_submitted_is_told_with_what_came_before_it() {
+        use LeadStatus::*;
+        let id = LeadId::parse("l_0123456789abcdef01234567").unwrap();
+        let timeline = [
+            entry(0, Some(Submitted), "submitted"),
+            entry(1, None, "CALL_COMPLETED; wants a demo"),
+            entry(2, Some(MeetingRequested), "SkipUp accepted mr_1"),
+            // The same status again is no change.
+            entry(3, Some(MeetingRequested), "created (late)"),
+            entry(4, Some(BookedDirectly), "calcom booking booked"),
+            entry(
+                5,
+                Some(Submitted),
+                "booking cancelled; a fresh check is due",
+            ),
+            entry(6, Some(MeetingRequested), "SkipUp accepted mr_2"),
+        ];
+        let changes = status_changes(&id, &timeline);
+        let statuses: Vec<LeadStatus> = changes.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [MeetingRequested, BookedDirectly, MeetingRequested]
+        );
+        assert_eq!(
+            changes[0].marker,
+            "l_0123456789abcdef01234567/meeting-requested/1764000002000"
+        );
+        assert!(changes[0].text.contains("CALL_COMPLETED; wants a demo"));
+        assert!(changes[0].text.ends_with("SkipUp accepted mr_1"));
+        assert!(changes[1].text.contains("created (late)"));
+        // Back at Submitted is not pushed, and is told with the next change.
+        assert!(changes[2].text.contains("a fresh check is due"));
+        assert_ne!(changes[0].marker, changes[2].marker);
+        assert_eq!(
+            marker_in(&changes[1].title()),
+            Some(changes[1].marker.as_str())
+        );
+    }
+
+    #[test]
+    fn a_change_keeps_its_latest_entries_only() {
+        let id = LeadId::parse("l_0123456789abcdef01234567").unwrap();
+        let mut timeline: Vec<TimelineEntry> = (0..40)
+            .map(|i| entry(i, None, &format!("call {i}")))
+            .collect();
+        timeline.push(entry(40, Some(LeadStatus::MeetingScheduled), "booked"));
+        let text = &status_changes(&id, &timeline)[0].text;
+        assert_eq!(text.lines().count(), CHANGE_ENTRIES);
+        assert!(
+            text.contains("call 39") && !text.contains("call 28"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_map_names_what_it_cannot_read() {
+        let map =
+            SalesforceStatusMap::parse(" meeting-scheduled = Meeting Booked, Demo ;").unwrap();
+        assert_eq!(
+            map.value(LeadStatus::MeetingScheduled),
+            Some("Meeting Booked, Demo")
+        );
+        assert_eq!(
+            map.value(LeadStatus::Suppressed),
+            Some("Closed - Not Converted")
+        );
+        assert_eq!(map.value(LeadStatus::Submitted), None);
+        assert!(
+            SalesforceStatusMap::parse("booked=x")
+                .unwrap_err()
+                .contains("one of:")
+        );
+        assert!(
+            SalesforceStatusMap::parse("suppressed")
+                .unwrap_err()
+                .contains("status=value")
+        );
+        assert!(SalesforceStatusMap::parse("suppressed=").is_err());
     }
 }
