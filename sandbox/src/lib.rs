@@ -1,4 +1,7 @@
-//! A SkipUp double for local runs and tests. It serves the parts of
+//! Doubles for local runs and tests: SkipUp (this module), and HubSpot's and
+//! Salesforce's CRM APIs ([`hubspot`], [`salesforce`]), which share [`FaultConfig`].
+//!
+//! The SkipUp double serves the parts of
 //! `https://api.skipup.ai/api/v1` the pipeline uses and checks each request against
 //! SkipUp's contract on the raw JSON (bearer key, body fields, 5,000-character
 //! description, organizer membership, timeframe not in the past), with SkipUp's
