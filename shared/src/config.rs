@@ -33,13 +33,28 @@ pub enum ConfigError {
 }
 
 /// Where settings are looked up: an overlay (from Secrets Manager, or a test's pairs)
-/// first, then, unless isolated, the process environment.
-#[derive(Debug, Default, Clone)]
+/// first, then, unless isolated, the process environment. Its `Debug` names the
+/// variables set, never their values (the overlay holds every secret).
+#[derive(Default, Clone)]
 pub struct Env {
     overlay: HashMap<String, String>,
     isolated: bool,
     /// Used when neither the overlay nor the process sets a variable (local stack).
     defaults: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut overlay: Vec<&str> = self.overlay.keys().map(String::as_str).collect();
+        overlay.sort_unstable();
+        let mut defaults: Vec<&str> = self.defaults.keys().map(String::as_str).collect();
+        defaults.sort_unstable();
+        f.debug_struct("Env")
+            .field("overlay", &overlay)
+            .field("isolated", &self.isolated)
+            .field("defaults", &defaults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Env {
@@ -503,13 +518,24 @@ pub struct ApplyConfig {
     pub reconcile: ReconcileSettings,
 }
 
+/// How long a processed event id is remembered, at least: 90 days. Several senders
+/// sign no timestamp (SkipCalls, Skode, Typeform, Tally, Cal.com, SavvyCal, HubSpot
+/// v2), so a captured delivery verifies forever and only its remembered id stops a
+/// replay; 90 days outlasts any sender's retries by far, and a replay after it meets
+/// a lead whose status has moved on (the lifecycle only moves forward).
+pub const EVENT_DEDUPE_DEFAULT_SECS: u64 = 90 * 86_400;
+
 impl ApplyConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             settings: ApplySettings {
                 connectors: Connectors::from_env(env)?,
                 intake: intake_settings(env)?,
-                seen_for: env.seconds("EVENT_DEDUPE_SECONDS", 604_800, 3_600..=7_776_000)?,
+                seen_for: env.seconds(
+                    "EVENT_DEDUPE_SECONDS",
+                    EVENT_DEDUPE_DEFAULT_SECS,
+                    EVENT_DEDUPE_DEFAULT_SECS..=31_536_000,
+                )?,
                 skode_booked_statuses: env
                     .list("SKODE_BOOKED_STATUSES", "meeting_booked,meeting_scheduled"),
                 skode_suppress_statuses: env.list(
@@ -728,6 +754,39 @@ mod tests {
         assert_eq!(version, "v62.0");
         let err = crm_settings(&Env::from_pairs([salesforce[0]])).unwrap_err();
         assert_eq!(err.to_string(), "SALESFORCE_CLIENT_ID is not set");
+    }
+
+    #[test]
+    fn an_env_shown_in_a_log_names_its_variables_and_none_of_their_values() {
+        let env = Env::from_pairs([
+            ("SKIPUP_API_KEY", "sk_live_do_not_print"),
+            ("HUBSPOT_ACCESS_TOKEN", "pat-na1-do-not-print"),
+        ])
+        .with_defaults([("FORM_WEBHOOK_SECRETS", "whsec_default_do_not_print")]);
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("SKIPUP_API_KEY") && shown.contains("FORM_WEBHOOK_SECRETS"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("do_not_print") && !shown.contains("do-not-print"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn processed_event_ids_are_remembered_for_at_least_90_days() {
+        let env = recovery_env(&[]);
+        let seen = ApplyConfig::from_env(&env).unwrap().settings.seen_for;
+        assert_eq!(seen, chrono::Duration::days(90));
+        let week = recovery_env(&[("EVENT_DEDUPE_SECONDS", "604800")]);
+        let err = ApplyConfig::from_env(&week).unwrap_err().to_string();
+        assert!(err.starts_with("EVENT_DEDUPE_SECONDS is invalid"), "{err}");
+        let year = recovery_env(&[("EVENT_DEDUPE_SECONDS", "31536000")]);
+        assert_eq!(
+            ApplyConfig::from_env(&year).unwrap().settings.seen_for,
+            chrono::Duration::days(365)
+        );
     }
 
     #[test]

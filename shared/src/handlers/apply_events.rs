@@ -61,7 +61,7 @@ pub struct ApplySettings {
     /// Each connector's parse settings (the field mapping of form tools).
     pub connectors: Connectors,
     pub intake: IntakeSettings,
-    /// `EVENT_DEDUPE_SECONDS` (default 7 days): how long a processed event id is kept.
+    /// `EVENT_DEDUPE_SECONDS` (default and least 90 days): how long a processed event id is kept.
     pub seen_for: TimeDelta,
     /// `SKODE_BOOKED_STATUSES` (default `meeting_booked,meeting_scheduled`).
     pub skode_booked_statuses: Vec<String>,
