@@ -215,8 +215,8 @@ pub async fn register_webhook(
     url: &str,
     description: &str,
 ) -> anyhow::Result<Registration> {
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        bail!("--url must be an http(s) URL, such as the stack's SkipUpWebhookUrl output");
+    if let Err(reason) = shared::config::check_outbound_url(url) {
+        bail!("--url {reason}, such as the stack's SkipUpWebhookUrl output");
     }
     let existing = skipup
         .list_webhook_endpoints()

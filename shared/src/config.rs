@@ -279,17 +279,46 @@ pub fn intake_settings(env: &Env) -> Result<IntakeSettings, ConfigError> {
     })
 }
 
+/// Checks a URL the pipeline sends its keys or leads to: `https://`, or `http://` to
+/// a loopback host only (the local stack, its doubles, tests). Nothing else may carry
+/// a bearer key or a prospect's data in clear.
+pub fn check_outbound_url(url: &str) -> Result<(), String> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") && lower.len() > "https://".len() {
+        return Ok(());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err("must be an https:// URL".into());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = if authority.contains('@') {
+        return Err("must not carry credentials".into());
+    } else if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err("must be an https:// URL (http:// only to a loopback address)".into())
+    }
+}
+
+fn outbound_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    check_outbound_url(url).map_err(|reason| ConfigError::Invalid { var, reason })
+}
+
 /// `SKIPUP_BASE_URL`, `SKIPUP_API_KEY` and `SKIPUP_TIMEOUT_SECONDS` (default 10).
 pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
     let base_url = env
         .get("SKIPUP_BASE_URL")
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(ConfigError::Invalid {
-            var: "SKIPUP_BASE_URL",
-            reason: "must be an http(s) URL".into(),
-        });
-    }
+    outbound_url("SKIPUP_BASE_URL", &base_url)?;
     Ok(SkipUpSettings {
         base_url,
         api_key: SecretString::from(env.required("SKIPUP_API_KEY")?),
@@ -309,6 +338,15 @@ pub fn skipup_settings(env: &Env) -> Result<SkipUpSettings, ConfigError> {
 pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
     let timeout = env.fractional_seconds("CRM_TIMEOUT_SECONDS", 5.0, 0.1..=10.0)?;
     let text = |key, default: &str| env.get(key).unwrap_or_else(|| default.to_string());
+    for var in [
+        "SKODE_BASE_URL",
+        "HUBSPOT_BASE_URL",
+        "SALESFORCE_INSTANCE_URL",
+    ] {
+        if let Some(url) = env.get(var) {
+            outbound_url(var, &url)?;
+        }
+    }
     let skode = env.get("SKODE_API_KEY").map(|api_key| SkodeSettings {
         base_url: text("SKODE_BASE_URL", SKODE_BASE_URL),
         api_key: SecretString::from(api_key),
@@ -354,12 +392,7 @@ pub fn crm_settings(env: &Env) -> Result<CrmSettings, ConfigError> {
     let webhook = match env.get("CRM_WEBHOOK_URL") {
         None => None,
         Some(url) => {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
-                    var: "CRM_WEBHOOK_URL",
-                    reason: "must be an http(s) URL".into(),
-                });
-            }
+            outbound_url("CRM_WEBHOOK_URL", &url)?;
             let secret =
                 WebhookSecret::new(&env.required("CRM_WEBHOOK_SECRET")?).map_err(|_| {
                     ConfigError::Invalid {
@@ -754,6 +787,48 @@ mod tests {
         assert_eq!(version, "v62.0");
         let err = crm_settings(&Env::from_pairs([salesforce[0]])).unwrap_err();
         assert_eq!(err.to_string(), "SALESFORCE_CLIENT_ID is not set");
+    }
+
+    #[test]
+    fn keys_and_leads_go_out_over_https_or_to_a_loopback_address_only() {
+        for ok in [
+            "https://api.skipup.ai/api/v1",
+            "HTTPS://crm.example/hook",
+            "http://127.0.0.1:4010/api/v1",
+            "http://localhost:8080",
+            "http://[::1]:9000/x",
+        ] {
+            assert_eq!(check_outbound_url(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://api.skipup.ai/api/v1",
+            "http://127.0.0.1.attacker.example/",
+            "http://user:pw@127.0.0.1/",
+            "ftp://crm.example",
+            "https://",
+            "crm.example",
+        ] {
+            assert!(check_outbound_url(refused).is_err(), "{refused}");
+        }
+        let skipup = recovery_env(&[("SKIPUP_BASE_URL", "http://api.skipup.ai/api/v1")]);
+        let err = skipup_settings(&skipup).unwrap_err().to_string();
+        assert!(
+            err.starts_with("SKIPUP_BASE_URL is invalid: must be an https:// URL"),
+            "{err}"
+        );
+        for (var, url) in [
+            ("CRM_WEBHOOK_URL", "http://crm.example/hook"),
+            ("HUBSPOT_BASE_URL", "http://api.hubapi.com"),
+            ("SALESFORCE_INSTANCE_URL", "http://acme.my.salesforce.com"),
+            ("SKODE_BASE_URL", "http://api.skodeai.com/v1"),
+        ] {
+            let env = Env::from_pairs([(var, url), ("CRM_WEBHOOK_SECRET", "s")]);
+            let err = crm_settings(&env).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{var} is invalid")),
+                "{var}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -339,3 +339,27 @@ async fn a_workspace_member_is_found_by_exact_email() {
     let gone = EmailAddress::parse("gone@vendor.example").unwrap();
     assert_eq!(client.find_workspace_member(&gone).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_key_and_the_prospect() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/meeting_requests"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/collect", elsewhere.uri()).as_str()),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted())
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let error = create(&server).await.unwrap_err();
+    assert!(
+        matches!(error, SkipUpError::Unexpected { status: 307, .. }),
+        "{error:?}"
+    );
+}

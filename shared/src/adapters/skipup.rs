@@ -146,6 +146,9 @@ impl SkipUpClient {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .user_agent(concat!("lead-recovery/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the API key and the prospect's data to wherever
+            // the answer points (and may turn a POST into a GET): refused instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SkipUpError::Network(e.to_string()))?;
         Ok(Self {
