@@ -88,6 +88,16 @@ pub enum Pointer {
 }
 
 impl Pointer {
+    /// What kind of pointer, for logs (never its value).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Pointer::MeetingRequest(_) => "meeting_request",
+            Pointer::SkodeLead(_) => "skode_lead",
+            Pointer::Phone(_) => "phone",
+            Pointer::Email(_) => "email",
+        }
+    }
+
     /// The pointers a new lead gets besides its email claim.
     pub fn for_new_lead(lead: &Lead) -> Vec<Pointer> {
         let p = &lead.profile;

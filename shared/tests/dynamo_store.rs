@@ -698,3 +698,57 @@ async fn an_email_finds_its_newest_lead_after_its_claim_expired() {
         Some(lead.id)
     );
 }
+
+/// A visitor who types someone else's phone number (or Skode id) does not get that
+/// person's calls: the pointer stays with the first lead. The same address's newer
+/// lead takes it over.
+async fn a_pointer_is_not_taken_by_a_lead_of_another_address(store: &dyn LeadStore) {
+    let phone = Pointer::Phone("+14155550142".into());
+    let dana = Lead::new(
+        profile("dana@northwind.example", Some("s1")),
+        at("2026-11-22T09:00:00Z"),
+        TimeDelta::minutes(30),
+    );
+    let mut intruder_profile = profile("mallory@attacker.example", Some("s2"));
+    intruder_profile.skode_lead_id = None;
+    let intruder = Lead::new(
+        intruder_profile,
+        at("2026-11-22T10:00:00Z"),
+        TimeDelta::minutes(30),
+    );
+    for lead in [&dana, &intruder] {
+        store
+            .create_lead(lead, &entry(lead.submitted_at, "intake", None), WINDOW)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.find_lead(&phone).await.unwrap(),
+        Some(dana.id.clone())
+    );
+    // Dana again, after the re-submission window: her new lead gets her calls.
+    let again = Lead::new(
+        profile("dana@northwind.example", Some("s3")),
+        at("2026-11-25T09:00:00Z"),
+        TimeDelta::minutes(30),
+    );
+    store
+        .create_lead(&again, &entry(again.submitted_at, "intake", None), WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_lead(&phone).await.unwrap(),
+        Some(again.id.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_phone_typed_by_another_address_stays_with_its_lead_in_dynamodb() {
+    a_pointer_is_not_taken_by_a_lead_of_another_address(&store().await).await;
+}
+
+#[tokio::test]
+async fn a_phone_typed_by_another_address_stays_with_its_lead_in_memory() {
+    let store = shared::adapters::memory::MemoryLeadStore::new();
+    a_pointer_is_not_taken_by_a_lead_of_another_address(&store).await;
+}

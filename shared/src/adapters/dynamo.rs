@@ -92,6 +92,36 @@ impl DynamoLeadStore {
             .build()
     }
 
+    /// Points `pointer` (a phone number, a Skode lead id) at the new lead unless it
+    /// points at a lead of another address: whoever types someone else's number must
+    /// not get that person's calls. The same address's newer lead takes it over. Best
+    /// effort: the lead is stored already, and events fall back to the email.
+    async fn claim_pointer(&self, pointer: &Pointer, lead: &Lead) {
+        let mut item = pointer_item(pointer, &lead.id);
+        item.insert("email".into(), s(lead.profile.email.as_str()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR email = :email")
+            .expression_attribute_values(":email", s(lead.profile.email.as_str()))
+            .send()
+            .await
+            .map_err(write_error);
+        match result {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => tracing::warn!(
+                lead_id = %lead.id, pointer = pointer.kind(),
+                "the pointer belongs to a lead of another address: kept there"
+            ),
+            Err(error) => tracing::warn!(
+                lead_id = %lead.id, pointer = pointer.kind(), %error,
+                "pointer not written; events fall back to the email"
+            ),
+        }
+    }
+
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         self.client
             .get_item()
@@ -527,15 +557,10 @@ impl LeadStore for DynamoLeadStore {
         .collect();
         let window_start = (lead.submitted_at - resubmit_window).timestamp();
         let latest = pointer_item(&Pointer::Email(lead.profile.email.clone()), &lead.id);
-        let mut transaction = self
+        let result = self
             .client
             .transact_write_items()
-            .transact_items(self.put(latest, None));
-        for pointer in Pointer::for_new_lead(lead) {
-            transaction =
-                transaction.transact_items(self.put(pointer_item(&pointer, &lead.id), None));
-        }
-        let result = transaction
+            .transact_items(self.put(latest, None))
             .transact_items(self.put(
                 claim,
                 Some((
@@ -551,7 +576,12 @@ impl LeadStore for DynamoLeadStore {
             .send()
             .await;
         match result.map_err(write_error) {
-            Ok(_) => Ok(CreateOutcome::Created),
+            Ok(_) => {
+                for pointer in Pointer::for_new_lead(lead) {
+                    self.claim_pointer(&pointer, lead).await;
+                }
+                Ok(CreateOutcome::Created)
+            }
             Err(StoreError::Conflict) => {
                 // The email claim is fresh, or the lead exists: find which lead.
                 let claimed = match self.get_item(email_key, "CLAIM").await? {

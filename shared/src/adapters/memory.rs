@@ -142,8 +142,17 @@ impl LeadStore for MemoryLeadStore {
         state
             .claims
             .insert(email.clone(), (lead.id.clone(), lead.submitted_at));
+        // As in DynamoDB: a pointer of another address's lead is not taken over.
         for pointer in Pointer::for_new_lead(lead) {
-            state.pointers.insert(pointer, lead.id.clone());
+            let foreign = state.pointers.get(&pointer).is_some_and(|owner| {
+                state
+                    .leads
+                    .get(owner)
+                    .is_some_and(|l| l.profile.email != *email)
+            });
+            if !foreign {
+                state.pointers.insert(pointer, lead.id.clone());
+            }
         }
         state.leads.insert(lead.id.clone(), lead.clone());
         state.timelines.insert(lead.id.clone(), vec![entry.clone()]);
