@@ -37,3 +37,31 @@ fn every_function_is_traced_with_x_ray() {
         "a function opts out of tracing"
     );
 }
+
+/// The lines of the resource `name` (under `Resources:`).
+fn resource<'a>(template: &'a str, name: &str) -> Vec<&'a str> {
+    template
+        .lines()
+        .skip_while(|l| *l != format!("  {name}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect()
+}
+
+#[test]
+fn the_internet_facing_functions_can_reserve_concurrency_and_the_api_logs_each_source() {
+    let template = template();
+    for function in ["WebhookIngestFunction", "FormIntakeFunction"] {
+        let lines = resource(&template, function);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.trim() == "ReservedConcurrentExecutions:"),
+            "{function} has no ReservedConcurrentExecutions"
+        );
+    }
+    assert!(template.contains("  HttpReservedConcurrency:"));
+    let api = resource(&template, "HttpApi").join("\n");
+    assert!(api.contains("AccessLogSettings:"), "{api}");
+    assert!(api.contains("$context.identity.sourceIp"), "{api}");
+}
