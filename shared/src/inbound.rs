@@ -142,8 +142,9 @@ impl InboundEvent {
         format!("g-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
     }
 
-    /// FIFO deduplication id: the provider and its event id, readable when SQS allows
-    /// it (printable ASCII, at most 128 characters), else hashed.
+    /// The event's key: the provider and its event id, readable when SQS allows it
+    /// (printable ASCII, at most 128 characters), else hashed. The FIFO deduplication
+    /// id, and in `apply-events` the processed marker and the timeline's event id.
     pub fn dedup_id(&self) -> String {
         let readable = format!("{}:{}", self.provider, self.event_id);
         if readable.len() <= 128 && readable.bytes().all(|b| b.is_ascii_graphic()) {

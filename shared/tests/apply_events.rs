@@ -946,3 +946,28 @@ async fn reconciliation_finishes_a_cancellation_whose_message_gave_up() {
         "one failed try, one cancellation"
     );
 }
+
+#[tokio::test]
+async fn an_event_id_of_any_length_makes_bounded_keys_and_applies_once() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    // A provider id far beyond DynamoDB's 1,024-byte sort key, with non-ASCII in it.
+    let long_id = format!("evt_{}é", "x".repeat(5_000));
+    let booked = skipup("meeting_request.booked", &long_id, 3);
+    assert!(matches!(
+        apply_event(&w.deps, &booked).await.unwrap(),
+        ApplyOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        apply_event(&w.deps, &booked).await.unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    let timeline = w.store.timeline(&lead.id).await.unwrap();
+    let entry = timeline.last().unwrap();
+    assert!(entry.event_id.len() <= 128, "{}", entry.event_id.len());
+    assert!(
+        entry.event_id.starts_with("skipup:sha256:"),
+        "{}",
+        entry.event_id
+    );
+}

@@ -182,7 +182,10 @@ pub async fn apply_event(
     deps: &ApplyDeps,
     event: &InboundEvent,
 ) -> Result<ApplyOutcome, MessageFailure> {
-    let key = format!("{}:{}", event.provider, event.event_id);
+    // The provider's id bounded (hashed when long or unprintable): it becomes
+    // DynamoDB keys (the processed marker, the timeline entry's sort key, at most
+    // 1,024 bytes), so no id can make a message that fails forever.
+    let key = event.dedup_id();
     if deps.events.seen(&key).await.map_err(retry)? {
         return Ok(ApplyOutcome::Duplicate);
     }
