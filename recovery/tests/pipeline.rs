@@ -405,8 +405,16 @@ async fn the_whole_pipeline_in_memory() {
 async fn the_whole_pipeline_on_dynamodb_and_sqs() {
     let moto = testkit::moto::moto();
     let prefix = testkit::unique_name("e2e");
+    // The checks wait 8 s, so every form is stored before any check or CRM push can
+    // contend for a lead: moto undoes a failed transaction by restoring a copy of the
+    // whole table taken when it began (moto/dynamodb/models: `original_table_state`),
+    // which also erases what other requests wrote meanwhile, such as a new lead.
+    // DynamoDB's transactions do not; the memory run covers the contention.
     let mut options = options(
-        &[("LOCAL_RESOURCE_PREFIX", prefix.as_str())],
+        &[
+            ("LOCAL_RESOURCE_PREFIX", prefix.as_str()),
+            ("RECOVERY_DELAY_SECONDS", "8"),
+        ],
         Some(moto.sdk_config().await),
     );
     // One consumer per queue: moto neither holds a FIFO message group back while one
