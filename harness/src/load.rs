@@ -85,6 +85,7 @@ impl Server {
                     retry_scale: 1.0,
                     workers: 0,
                     sdk: None,
+                    allow_aws: false,
                 };
                 let stack = Stack::start(options).await?;
                 let _ = ready.send(stack.url().to_string());

@@ -142,6 +142,7 @@ pub fn options(port: u16) -> Options {
         retry_scale: 30.0,
         workers: 4,
         sdk: None,
+        allow_aws: false,
     }
 }
 

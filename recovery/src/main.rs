@@ -81,13 +81,18 @@ enum SetupCommand {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole pipeline on one port: POST /forms, POST /webhooks/{skipup,skipcalls,skode},
-    /// GET /leads/{lead_id}, GET /report. In memory unless AWS_ENDPOINT_URL or LEADS_TABLE is set;
+    /// Run the whole pipeline on one port: POST /forms, POST /webhooks/{connector},
+    /// GET /leads/{lead_id}, GET /leads?email=, GET /report (requests to a loopback host only).
+    /// In memory unless AWS_ENDPOINT_URL or LEADS_TABLE is set;
     /// SkipUp is an embedded sandbox unless SKIPUP_BASE_URL is set; HubSpot and Salesforce are
     /// embedded doubles unless HUBSPOT_ACCESS_TOKEN (or HUBSPOT_BASE_URL) and SALESFORCE_INSTANCE_URL are set.
     Local {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Allow real AWS resources (LEADS_TABLE, or an endpoint that is not a loopback
+        /// emulator); the built-in local secrets are then refused.
+        #[arg(long)]
+        allow_aws: bool,
     },
     /// Watch sample leads go from Submitted to Meeting Scheduled (and the other outcomes).
     Demo {
@@ -385,8 +390,12 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Local { port } => {
-            let stack = Stack::start(Options::from_process(port)).await?;
+        Command::Local { port, allow_aws } => {
+            let stack = Stack::start(Options {
+                allow_aws,
+                ..Options::from_process(port)
+            })
+            .await?;
             eprintln!(
                 "recovery local: serving {} ({})",
                 stack.url(),
@@ -405,7 +414,7 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 );
             }
             eprintln!(
-                "recovery local: POST /forms, POST /webhooks/{{skipup,skipcalls,skode}}, GET /leads/{{lead_id}}, GET /report; Ctrl-C stops"
+                "recovery local: POST /forms, POST /webhooks/{{connector}}, GET /leads/{{lead_id}}, GET /leads?email=, GET /report; Ctrl-C stops"
             );
             tokio::signal::ctrl_c()
                 .await

@@ -91,6 +91,9 @@ pub struct Options {
     pub workers: usize,
     /// AWS SDK settings to use instead of the standard environment (tests).
     pub sdk: Option<aws_config::SdkConfig>,
+    /// Run against real AWS (`recovery local --allow-aws`): without it the stack
+    /// refuses a table and queues that are not in memory or on a loopback emulator.
+    pub allow_aws: bool,
 }
 
 impl Options {
@@ -105,7 +108,116 @@ impl Options {
             retry_scale: 30.0,
             workers: 4,
             sdk: None,
+            allow_aws: false,
         }
+    }
+}
+
+/// Where the stack's leads and queues would live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    Memory,
+    /// An AWS API emulator on this machine (`AWS_ENDPOINT_URL` on a loopback address).
+    Emulator,
+    /// Anything else: an AWS account, or an endpoint elsewhere.
+    Aws,
+}
+
+/// The endpoint variables the AWS SDK reads for the services the stack uses.
+const ENDPOINT_VARS: [&str; 3] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+];
+
+impl Backing {
+    /// Memory unless the environment or `sdk` name AWS resources; an emulator when
+    /// every endpoint named is a loopback one.
+    pub fn of(env: &Env, sdk: Option<&aws_config::SdkConfig>) -> Self {
+        let mut endpoints: Vec<String> = ENDPOINT_VARS.iter().filter_map(|v| env.get(v)).collect();
+        if let Some(url) = sdk.and_then(|sdk| sdk.endpoint_url()) {
+            endpoints.push(url.to_string());
+        }
+        if endpoints.is_empty() {
+            return if sdk.is_some() || env.get("LEADS_TABLE").is_some() {
+                Backing::Aws
+            } else {
+                Backing::Memory
+            };
+        }
+        if endpoints
+            .iter()
+            .all(|url| shared::config::is_loopback_url(url))
+        {
+            Backing::Emulator
+        } else {
+            Backing::Aws
+        }
+    }
+}
+
+/// The variables of `env` that hold one of the built-in local secrets.
+pub fn built_in_secrets(env: &Env) -> Vec<&'static str> {
+    local_defaults()
+        .into_iter()
+        .filter(|(var, _)| *var == "SKIPUP_API_KEY" || var.ends_with("_SECRETS"))
+        .filter(|(var, builtin)| {
+            env.get(var).is_some_and(|value| {
+                value
+                    .split(',')
+                    .any(|secret| secret.trim() == builtin.as_str())
+            })
+        })
+        .map(|(var, _)| var)
+        .collect()
+}
+
+/// Refuses a stack that could attach to production: real AWS needs `allow_aws`, and
+/// even then the built-in secrets, which anyone can sign with, are refused.
+pub fn check_safe(backing: Backing, env: &Env, allow_aws: bool) -> anyhow::Result<()> {
+    if backing != Backing::Aws {
+        return Ok(());
+    }
+    let names = ["LEADS_TABLE"]
+        .into_iter()
+        .chain(ENDPOINT_VARS)
+        .filter(|var| env.get(var).is_some())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !allow_aws {
+        anyhow::bail!(
+            "recovery local would use real AWS resources ({names} set, no loopback emulator): \
+             its consumers would take that stack's messages and its routes would write to \
+             its table. Unset them for the in-memory stack, point AWS_ENDPOINT_URL at a \
+             local emulator, or pass --allow-aws if that is what you mean"
+        );
+    }
+    let builtin = built_in_secrets(env);
+    if !builtin.is_empty() {
+        anyhow::bail!(
+            "recovery local --allow-aws refuses the built-in local secrets, which anyone \
+             can sign with; set your own {}",
+            builtin.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Answers only requests addressed to a loopback name, so that a web page whose
+/// domain was rebound to 127.0.0.1 cannot reach the stack from a browser.
+async fn loopback_host_only(request: Request, next: axum::middleware::Next) -> Response {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    match host {
+        Some(host) if shared::config::is_loopback_authority(host) => next.run(request).await,
+        _ => problem(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            "the local stack answers requests to localhost, 127.0.0.1 or [::1] only".into(),
+        ),
     }
 }
 
@@ -367,6 +479,8 @@ impl Stack {
         // Stdout is for people here; the metric lines go to the debug log.
         shared::metrics::to_debug_log();
         let mut env = options.env;
+        let backing = Backing::of(&env, options.sdk.as_ref());
+        check_safe(backing, &env, options.allow_aws)?;
         let sandbox = match env.get("SKIPUP_BASE_URL") {
             Some(_) => None,
             None => {
@@ -388,10 +502,7 @@ impl Stack {
             CrmDoubles::start(options.hubspot, options.salesforce, env).await?;
         env = with_crms;
         crm_doubles.set_up(&env).await?;
-        let aws = options.sdk.is_some()
-            || env.get("AWS_ENDPOINT_URL").is_some()
-            || env.get("LEADS_TABLE").is_some();
-        let backend = if aws {
+        let backend = if backing != Backing::Memory {
             let (backend, with_resources) = aws_backend(&env, options.sdk).await?;
             env = with_resources;
             backend
@@ -471,6 +582,7 @@ impl Stack {
             .route("/leads", get(leads_by_email))
             .route("/leads/{lead_id}", get(lead))
             .route("/report", get(report))
+            .layer(axum::middleware::from_fn(loopback_host_only))
             .with_state(app);
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
@@ -729,4 +841,100 @@ pub fn first_secret(env: &Env, key: &str) -> Option<String> {
         .map(str::trim)
         .find(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().copied()).with_defaults(local_defaults())
+    }
+
+    #[test]
+    fn the_stack_knows_memory_a_loopback_emulator_and_real_aws_apart() {
+        let cases: [(&[(&str, &str)], Backing); 7] = [
+            (&[], Backing::Memory),
+            (
+                &[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")],
+                Backing::Emulator,
+            ),
+            (
+                &[
+                    ("AWS_ENDPOINT_URL", "http://localhost:4566"),
+                    ("LEADS_TABLE", "t"),
+                ],
+                Backing::Emulator,
+            ),
+            (&[("LEADS_TABLE", "prod-leads")], Backing::Aws),
+            (
+                &[("AWS_ENDPOINT_URL", "http://10.0.0.7:4566")],
+                Backing::Aws,
+            ),
+            (
+                &[("AWS_ENDPOINT_URL", "http://127.0.0.1.attacker.example:80")],
+                Backing::Aws,
+            ),
+            (
+                &[
+                    ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+                    (
+                        "AWS_ENDPOINT_URL_SQS",
+                        "https://sqs.eu-west-1.amazonaws.com",
+                    ),
+                ],
+                Backing::Aws,
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(Backing::of(&env(pairs), None), want, "{pairs:?}");
+        }
+        let sdk = aws_config::SdkConfig::builder().build();
+        assert_eq!(Backing::of(&env(&[]), Some(&sdk)), Backing::Aws);
+        let emulator = aws_config::SdkConfig::builder()
+            .endpoint_url("http://127.0.0.1:5000")
+            .build();
+        assert_eq!(Backing::of(&env(&[]), Some(&emulator)), Backing::Emulator);
+    }
+
+    #[test]
+    fn real_aws_needs_the_flag_and_then_refuses_the_built_in_secrets() {
+        let prod = env(&[("LEADS_TABLE", "prod-leads")]);
+        let err = check_safe(Backing::Aws, &prod, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LEADS_TABLE set") && err.contains("--allow-aws"),
+            "{err}"
+        );
+        let err = check_safe(Backing::Aws, &prod, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refuses the built-in local secrets"), "{err}");
+        for var in [
+            "SKIPUP_API_KEY",
+            "FORM_WEBHOOK_SECRETS",
+            "TYPEFORM_WEBHOOK_SECRETS",
+        ] {
+            assert!(err.contains(var), "{var} in {err}");
+        }
+        // One built-in secret among the team's own is still refused.
+        let mixed = env(&[
+            ("LEADS_TABLE", "prod-leads"),
+            ("FORM_WEBHOOK_SECRETS", "whsec_team_new, whsec_local_forms"),
+        ]);
+        assert_eq!(built_in_secrets(&mixed).len(), local_defaults().len() - 2);
+        assert!(built_in_secrets(&mixed).contains(&"FORM_WEBHOOK_SECRETS"));
+        let own = local_defaults()
+            .into_iter()
+            .filter(|(var, _)| *var == "SKIPUP_API_KEY" || var.ends_with("_SECRETS"))
+            .map(|(var, _)| (var.to_string(), format!("team_secret_for_{var}")))
+            .chain([("LEADS_TABLE".to_string(), "prod-leads".to_string())]);
+        let own = Env::from_pairs(own).with_defaults(local_defaults());
+        assert_eq!(built_in_secrets(&own), Vec::<&str>::new());
+        check_safe(Backing::Aws, &own, true).unwrap();
+        // In memory or on a loopback emulator the built-in secrets are what they are for.
+        check_safe(Backing::Memory, &env(&[]), false).unwrap();
+        check_safe(Backing::Emulator, &env(&[]), false).unwrap();
+    }
 }

@@ -27,6 +27,7 @@ async fn start() -> Stack {
         retry_scale: 60.0,
         workers: 0,
         sdk: None,
+        allow_aws: false,
     })
     .await
     .unwrap()

@@ -108,6 +108,7 @@ fn options(
         retry_scale: 60.0,
         workers: 4,
         sdk,
+        allow_aws: false,
     }
 }
 

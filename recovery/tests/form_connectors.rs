@@ -32,6 +32,7 @@ async fn start() -> Stack {
         retry_scale: 60.0,
         workers: 2,
         sdk: None,
+        allow_aws: false,
     })
     .await
     .unwrap()

@@ -114,6 +114,25 @@ async fn an_outside_client_signs_deliveries_and_reads_the_lead_back() {
         status, 401,
         "the built-in local secret is replaced by the environment's"
     );
+    // A page whose domain was rebound to 127.0.0.1 sends its own name as Host.
+    for host in ["attacker.example", "127.0.0.1.attacker.example"] {
+        let rebound = http
+            .get(format!("{base}/report"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rebound.status().as_u16(), 403, "Host: {host}");
+        let answer: Value = rebound.json().await.unwrap();
+        assert_eq!(answer["error"], "host_not_allowed");
+    }
+    let named = http
+        .get(format!("{base}/report"))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status().as_u16(), 200);
 
     let call = serde_json::to_vec(&json!({ "event": "CALL_COMPLETED",
         "call": { "id": "call_local_1", "to": "+1 (415) 555-0142", "short_summary": "Interested" } }))
@@ -224,6 +243,48 @@ async fn an_outside_client_signs_deliveries_and_reads_the_lead_back() {
     let refused = simulate("whsec_wrong");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stdout).starts_with("401 "));
+}
+
+/// Exported production settings do not make `recovery local` a door into production.
+#[test]
+fn local_refuses_real_aws_without_the_flag_and_the_built_in_secrets_with_it() {
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_recovery"));
+        command
+            .args(["local", "--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("SKIPUP_BASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let mut child = Running(command.spawn().unwrap());
+        let started = Instant::now();
+        while child.0.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "recovery local {args:?} {extra:?} kept running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (child.0.wait().unwrap().success(), stderr)
+    };
+    let prod = [("LEADS_TABLE", "prod-leads")];
+    let (ok, stderr) = run(&[], &prod);
+    assert!(!ok && stderr.contains("--allow-aws"), "{stderr}");
+    let elsewhere = [("AWS_ENDPOINT_URL", "http://10.0.0.7:4566")];
+    let (ok, stderr) = run(&[], &elsewhere);
+    assert!(!ok && stderr.contains("AWS_ENDPOINT_URL set"), "{stderr}");
+    let (ok, stderr) = run(&["--allow-aws"], &prod);
+    assert!(
+        !ok && stderr.contains("refuses the built-in local secrets"),
+        "{stderr}"
+    );
 }
 
 /// The README's first command: `recovery demo` ends with every lead at an outcome, and

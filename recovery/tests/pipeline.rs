@@ -111,6 +111,7 @@ fn options(extra: &[(&str, &str)], sdk: Option<aws_config::SdkConfig>) -> Option
         retry_scale: 60.0,
         workers: 4,
         sdk,
+        allow_aws: false,
     }
 }
 

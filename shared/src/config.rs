@@ -291,22 +291,37 @@ pub fn check_outbound_url(url: &str) -> Result<(), String> {
         return Err("must be an https:// URL".into());
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = if authority.contains('@') {
+    if authority.contains('@') {
         return Err("must not carry credentials".into());
-    } else if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    }
+    if is_loopback_authority(authority) {
         Ok(())
     } else {
         Err("must be an https:// URL (http:// only to a loopback address)".into())
     }
+}
+
+/// Whether a URL's `host[:port]` names this machine: `localhost`, `127.0.0.0/8` or
+/// `[::1]`.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let authority = authority.trim().to_ascii_lowercase();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `url` (any scheme) points at this machine (see [`is_loopback_authority`]).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.trim().split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !authority.contains('@') && is_loopback_authority(authority)
 }
 
 fn outbound_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
