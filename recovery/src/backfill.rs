@@ -28,7 +28,8 @@ use shared::ports::{
     Clock, CreateOutcome, LeadListing, LeadStore, Queue, QueueError, QueueMessage, Redelivery,
     SkipUpApi, SystemClock,
 };
-use shared::recovery::CheckMessage;
+use shared::recovery::{CheckMessage, RecoverySettings};
+use shared::suppression::Caps;
 
 /// Where the leads come from.
 pub enum Source {
@@ -243,6 +244,8 @@ pub enum Fate {
     NotDue,
     /// SkipUp refused the input; the lead is RecoveryFailed.
     Failed(String),
+    /// On the suppression list: the lead is Suppressed, SkipUp was not asked.
+    Suppressed(String),
     /// Could not finish now (SkipUp or AWS unavailable, rate limited too long): a
     /// re-run picks it up with the same idempotency key.
     RetryLater(String),
@@ -257,6 +260,7 @@ pub struct Summary {
     pub already: BTreeMap<String, usize>,
     pub not_due: usize,
     pub failed: Vec<(String, String)>,
+    pub suppressed: Vec<(String, String)>,
     pub retry_later: Vec<(String, String)>,
     pub booked_in_csv: usize,
     pub bad_rows: Vec<BadRow>,
@@ -279,6 +283,7 @@ impl Summary {
             Fate::AlreadyDone(status) => *self.already.entry(status.to_string()).or_default() += 1,
             Fate::NotDue => self.not_due += 1,
             Fate::Failed(reason) => self.failed.push((who, reason)),
+            Fate::Suppressed(reason) => self.suppressed.push((who, reason)),
             Fate::RetryLater(reason) => self.retry_later.push((who, reason)),
         }
     }
@@ -307,6 +312,12 @@ impl Summary {
         writeln!(out, "  failed               {}", self.failed.len())?;
         for (who, reason) in &self.failed {
             writeln!(out, "    {who}: {reason}")?;
+        }
+        if !self.suppressed.is_empty() {
+            writeln!(out, "  suppressed           {}", self.suppressed.len())?;
+            for (who, reason) in &self.suppressed {
+                writeln!(out, "    {who}: {reason}")?;
+            }
         }
         writeln!(out, "  to retry (re-run)    {}", self.retry_later.len())?;
         for (who, reason) in &self.retry_later {
@@ -400,7 +411,16 @@ impl Backfill {
             redelivery: Arc::new(NoRedelivery),
             clock: self.clock.clone(),
         };
-        let deps = RecoveryDeps::new(ports, config.recovery, crm::connectors(config.crm)?);
+        // The daily caps guard the public form against bots; a backfill is the
+        // operator's own list, paced by --rate: only the suppression list applies.
+        let uncapped = RecoverySettings {
+            caps: Caps {
+                per_day: 0,
+                per_domain_per_day: 0,
+            },
+            ..config.recovery
+        };
+        let deps = RecoveryDeps::new(ports, uncapped, crm::connectors(config.crm)?);
         let bar = progress_bar(candidates.len() as u64, settings.progress);
         summary.considered = candidates.len();
         let fates: Vec<(String, Fate)> = futures::stream::iter(candidates)
@@ -476,6 +496,7 @@ impl Backfill {
             match check(deps, &message, attempt).await {
                 Ok(CheckOutcome::Requested { .. }) => return Fate::Requested,
                 Ok(CheckOutcome::Failed { reason }) => return Fate::Failed(reason),
+                Ok(CheckOutcome::Suppressed { reason }) => return Fate::Suppressed(reason),
                 // An earlier attempt of this run sent the request, then could not tell
                 // the CRM; this one had only the CRM left to do.
                 Ok(CheckOutcome::NothingToDo(_)) if attempt > 1 && self.sent(&lead).await => {

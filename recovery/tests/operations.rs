@@ -204,6 +204,57 @@ async fn a_csv_backfill_requests_each_lead_once_under_the_limit_and_a_rerun_send
     assert_eq!(total, expected, "the re-run created no request");
 }
 
+/// A backfill is the operator's own list: the suppression list applies to it, the
+/// daily caps (which guard the public form) do not.
+#[tokio::test]
+async fn a_backfill_skips_suppressed_addresses_but_not_for_the_daily_caps() {
+    let limit = Pace {
+        requests: 120,
+        per: Duration::from_secs(1),
+    };
+    let sandbox = sandbox(120, limit.per).await;
+    let store = Arc::new(MemoryLeadStore::new());
+    let (file, expected) = csv(10);
+    let job = Backfill {
+        store: store.clone(),
+        skipup: Arc::new(client(&sandbox)),
+        env: env().with_defaults([
+            ("SUPPRESS_LIST", "lead2@prospect2.example"),
+            ("MAX_RECOVERIES_PER_DAY", "1"),
+            ("MAX_RECOVERIES_PER_DOMAIN_PER_DAY", "1"),
+        ]),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        pace: limit.share(0.5),
+        dry_run: false,
+        concurrency: 4,
+        progress: false,
+    };
+    let summary = backfill(
+        &job,
+        &*store,
+        &Source::Csv(file.0.clone()),
+        &settings,
+        limit,
+    )
+    .await
+    .unwrap();
+    let [(who, reason)] = &summary.suppressed[..] else {
+        panic!("{summary:?}")
+    };
+    assert!(who.starts_with("line 4 (l_"), "CSV line 4 is lead2: {who}");
+    assert_eq!(reason, "the address is on SUPPRESS_LIST");
+    assert_eq!(summary.requested, expected - 1, "{summary:?}");
+    let mut out = Vec::new();
+    summary.print(&mut out).unwrap();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("suppressed           1")
+    );
+}
+
 #[tokio::test]
 async fn over_the_limit_a_backfill_backs_off_on_429_and_still_sends_each_once() {
     // The double allows 5 per second; the run is told 60 (a wrong --limit).

@@ -20,6 +20,7 @@ use crate::pacing::Pace;
 use crate::recovery::{RecoverySettings, RequestSettings};
 use crate::signature::{DEFAULT_TOLERANCE_SECS, SecretSet, TimestampedSignature, WebhookSecret};
 use crate::skipup::{DEFAULT_BASE_URL, SkipUpSettings};
+use crate::suppression::{Caps, MAX_CAP, SuppressionList};
 
 /// A setting that is missing or unusable; names the variable, never its value.
 #[derive(Debug, thiserror::Error)]
@@ -527,6 +528,26 @@ impl RecoveryConfig {
                     0..=86_400,
                 )?),
                 lease: env.seconds("RECOVERY_LEASE_SECONDS", 60, 15..=900)?,
+                suppression: SuppressionList::parse(
+                    env.list("SUPPRESS_LIST", "").iter().map(String::as_str),
+                    env.flag("SUPPRESS_ROLE_ADDRESSES", true)?,
+                )
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "SUPPRESS_LIST",
+                    reason,
+                })?,
+                caps: Caps {
+                    per_day: env.u64_in(
+                        "MAX_RECOVERIES_PER_DAY",
+                        Caps::default().per_day.into(),
+                        0..=MAX_CAP.into(),
+                    )? as u32,
+                    per_domain_per_day: env.u64_in(
+                        "MAX_RECOVERIES_PER_DOMAIN_PER_DAY",
+                        Caps::default().per_domain_per_day.into(),
+                        0..=MAX_CAP.into(),
+                    )? as u32,
+                },
             },
             crm: crm_settings(env)?,
         })

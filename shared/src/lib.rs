@@ -19,4 +19,5 @@ pub mod recovery;
 pub mod report;
 pub mod signature;
 pub mod skipup;
+pub mod suppression;
 pub mod update;

@@ -143,6 +143,17 @@ pub trait LeadStore: Send + Sync {
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError>;
 
+    /// Counts lead `id` against the counter `key`, which counts at most `limit` leads
+    /// and is kept until `expires_at`: `true` when the lead counts (now, or already
+    /// did: a retried check is not counted twice), `false` when the counter is full.
+    async fn count_against(
+        &self,
+        key: &str,
+        id: &LeadId,
+        limit: u32,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// The lead's timeline, oldest first.
     async fn timeline(&self, id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError>;
 

@@ -53,7 +53,14 @@ fn top(module: &str) -> &str {
     module.split("::").next().unwrap()
 }
 
-const DOMAIN: [&str; 5] = ["lead", "lifecycle", "signature", "metrics", "report"];
+const DOMAIN: [&str; 6] = [
+    "lead",
+    "lifecycle",
+    "signature",
+    "suppression",
+    "metrics",
+    "report",
+];
 
 #[test]
 fn the_layers_import_only_what_architecture_md_allows() {

@@ -752,3 +752,38 @@ async fn a_phone_typed_by_another_address_stays_with_its_lead_in_memory() {
     let store = shared::adapters::memory::MemoryLeadStore::new();
     a_pointer_is_not_taken_by_a_lead_of_another_address(&store).await;
 }
+
+#[tokio::test]
+async fn a_cap_counts_each_lead_once_and_refuses_leads_beyond_its_limit() {
+    let store = store().await;
+    let expires = at("2026-11-24T00:00:00Z");
+    let [first, second, third] = [1, 2, 3].map(|i| {
+        Lead::new(
+            profile(&format!("cap{i}@acme.example"), None),
+            at("2026-11-22T10:00:00Z"),
+            chrono::Duration::minutes(30),
+        )
+        .id
+    });
+    let key = "recoveries:2026-11-22:acme.example";
+    assert!(store.count_against(key, &first, 2, expires).await.unwrap());
+    assert!(
+        store.count_against(key, &first, 2, expires).await.unwrap(),
+        "a retry counts once"
+    );
+    assert!(store.count_against(key, &second, 2, expires).await.unwrap());
+    assert!(
+        !store.count_against(key, &third, 2, expires).await.unwrap(),
+        "full"
+    );
+    assert!(
+        store.count_against(key, &first, 2, expires).await.unwrap(),
+        "still counted"
+    );
+    assert!(
+        store
+            .count_against("recoveries:2026-11-23", &third, 2, expires)
+            .await
+            .unwrap()
+    );
+}

@@ -15,6 +15,7 @@ use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
 use shared::ports::{LeadStore, Pointer};
 use shared::recovery::{CheckMessage, RecoverySettings};
 use shared::skipup::SkipUpError;
+use shared::suppression::{Caps, SuppressionList};
 
 const DEFAULT: &str = "owner@vendor.example";
 const REP: &str = "alex@vendor.example";
@@ -73,12 +74,12 @@ fn profile(email: &str, rep: Option<&str>) -> LeadProfile {
 
 /// A lead submitted 30 minutes before the world's clock, so it is due now.
 async fn due_lead(w: &World, rep: Option<&str>) -> Lead {
+    due_lead_from(w, "dana@northwind.example", rep).await
+}
+
+async fn due_lead_from(w: &World, email: &str, rep: Option<&str>) -> Lead {
     let submitted = w.clock_now() - TimeDelta::minutes(30);
-    let lead = Lead::new(
-        profile("dana@northwind.example", rep),
-        submitted,
-        TimeDelta::minutes(30),
-    );
+    let lead = Lead::new(profile(email, rep), submitted, TimeDelta::minutes(30));
     let entry = TimelineEntry {
         at: submitted,
         event_id: "test".into(),
@@ -294,6 +295,83 @@ async fn a_422_for_the_default_organizer_fails_the_lead_with_the_reason_for_good
         Ok(CheckOutcome::NothingToDo(LeadStatus::RecoveryFailed))
     );
     assert_eq!(w.skipup.calls().len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn a_suppressed_or_role_address_ends_suppressed_with_the_reason_and_is_never_emailed() {
+    let mut w = world(&[DEFAULT]);
+    w.deps.settings.suppression =
+        SuppressionList::parse(["ceo@rival.example", "@competitor.example"], true).unwrap();
+    for (email, why) in [
+        ("ceo@rival.example", "the address is on SUPPRESS_LIST"),
+        (
+            "sam@eu.competitor.example",
+            "the domain competitor.example is on SUPPRESS_LIST",
+        ),
+        (
+            "noreply@northwind.example",
+            "noreply@ is a role address (SUPPRESS_ROLE_ADDRESSES)",
+        ),
+    ] {
+        let lead = due_lead_from(&w, email, None).await;
+        assert_eq!(
+            w.check(&lead).await,
+            Ok(CheckOutcome::Suppressed { reason: why.into() }),
+            "{email}"
+        );
+        let stored = w.lead(&lead).await;
+        assert_eq!(stored.status, LeadStatus::Suppressed);
+        assert_eq!(stored.status_reason.as_deref(), Some(why));
+        let timeline = w.store.timeline(&lead.id).await.unwrap();
+        let last = timeline.last().unwrap();
+        assert_eq!(
+            (last.status, last.detail.as_str()),
+            (Some(LeadStatus::Suppressed), why)
+        );
+    }
+    assert!(w.skipup.calls().is_empty(), "nobody was emailed");
+}
+
+#[tokio::test]
+async fn leads_over_a_daily_cap_end_suppressed_and_the_next_day_starts_afresh() {
+    let mut w = world(&[DEFAULT]);
+    w.deps.settings.caps = Caps {
+        per_day: 3,
+        per_domain_per_day: 2,
+    };
+    let mut outcomes = Vec::new();
+    for email in [
+        "a1@acme.example",
+        "a2@acme.example",
+        "a3@acme.example",
+        "b1@beta.example",
+        "b2@beta.example",
+    ] {
+        let lead = due_lead_from(&w, email, None).await;
+        let outcome = w.check(&lead).await.unwrap();
+        outcomes.push(match outcome {
+            CheckOutcome::Requested { .. } => "requested".to_string(),
+            CheckOutcome::Suppressed { reason } => reason,
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        outcomes,
+        [
+            "requested",
+            "requested",
+            "acme.example reached its cap of 2 recoveries on 2026-11-22 (MAX_RECOVERIES_PER_DOMAIN_PER_DAY)",
+            "requested",
+            "the cap of 3 recoveries on 2026-11-22 was reached (MAX_RECOVERIES_PER_DAY)",
+        ]
+    );
+    assert_eq!(w.skipup.calls().len(), 3);
+    w.clock.set(at("2026-11-23T10:00:00Z"));
+    let lead = due_lead_from(&w, "a4@acme.example", None).await;
+    assert!(matches!(
+        w.check(&lead).await,
+        Ok(CheckOutcome::Requested { .. })
+    ));
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! | processed event | `EVENT#{provider}:{event_id}` | `SEEN` | `expires_at` (TTL) |
 //! | booking before its lead | `BOOKING#{email}` | `{tool}:{booking id}` | `state`, `rank`, `expires_at` (TTL) |
 //! | unmatched event | `UNMATCHED#{provider}:{event_id}` | `EVENT` | `reason`, `event` (JSON), `expires_at` (TTL) |
+//! | daily cap counter | `CAP#{key}` (`recoveries:{day}[:{domain}]`) | `COUNT` | `leads` (string set of lead ids), `expires_at` (TTL) |
 //!
 //! A lead whose recovery waits on SkipUp also carries `open` and `open_since`, the keys
 //! of the sparse GSI `open_recoveries` that reconciliation queries.
@@ -636,6 +637,38 @@ impl LeadStore for DynamoLeadStore {
                 transaction.transact_items(self.put(pointer_item(pointer, &lead.id), None));
         }
         transaction.send().await.map(|_| ()).map_err(write_error)
+    }
+
+    /// One conditional `UpdateItem`: the lead joins the counter's set when the set
+    /// is not full or already holds it (so a retry does not count it twice).
+    async fn count_against(
+        &self,
+        key: &str,
+        id: &LeadId,
+        limit: u32,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CAP#{key}")))
+            .key("sk", s("COUNT"))
+            .update_expression("ADD leads :lead SET expires_at = :expires")
+            .condition_expression(
+                "attribute_not_exists(leads) OR size(leads) < :limit OR contains(leads, :id)",
+            )
+            .expression_attribute_values(":lead", AttributeValue::Ss(vec![id.to_string()]))
+            .expression_attribute_values(":id", s(id.to_string()))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":expires", n(expires_at.timestamp()))
+            .send()
+            .await;
+        match result.map_err(write_error) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {

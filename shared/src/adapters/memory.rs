@@ -89,6 +89,8 @@ struct LeadState {
     pointers: HashMap<Pointer, LeadId>,
     seen: HashSet<String>,
     unmatched: Vec<(String, String, String)>,
+    /// The leads each cap counter counted.
+    counters: HashMap<String, HashSet<LeadId>>,
     /// Bookings of addresses without a lead yet: (state, expires at) by key.
     remembered: HashMap<EmailAddress, HashMap<String, (BookingState, DateTime<Utc>)>>,
 }
@@ -197,6 +199,23 @@ impl LeadStore for MemoryLeadStore {
             state.pointers.insert(pointer.clone(), lead.id.clone());
         }
         Ok(())
+    }
+
+    async fn count_against(
+        &self,
+        key: &str,
+        id: &LeadId,
+        limit: u32,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let counted = state.counters.entry(key.to_string()).or_default();
+        if counted.contains(id) || counted.len() < limit as usize {
+            counted.insert(id.clone());
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 
     async fn find_lead(&self, pointer: &Pointer) -> Result<Option<LeadId>, StoreError> {

@@ -75,6 +75,8 @@ pub enum CheckOutcome {
     Requested { meeting_request_id: String },
     /// SkipUp refused the input for good: the lead is RecoveryFailed.
     Failed { reason: String },
+    /// On the suppression list, or over a daily cap: the lead is Suppressed.
+    Suppressed { reason: String },
 }
 
 use super::MessageFailure;
@@ -131,7 +133,10 @@ pub async fn check(
     }
     if matches!(
         outcome,
-        CheckOutcome::Requested { .. } | CheckOutcome::Failed { .. } | CheckOutcome::NothingToDo(_)
+        CheckOutcome::Requested { .. }
+            | CheckOutcome::Failed { .. }
+            | CheckOutcome::Suppressed { .. }
+            | CheckOutcome::NothingToDo(_)
     ) {
         deps.crm
             .reconcile(&*deps.store, &message.lead_id, FUNCTION)
@@ -174,6 +179,17 @@ async fn decide(
     if lead.status != LeadStatus::Submitted {
         return Ok(CheckOutcome::NothingToDo(lead.status));
     }
+    if let Some(reason) = guard(deps, &lead, now)
+        .await
+        .map_err(store_retry(receive_count))?
+    {
+        tracing::info!(lead_id = %lead.id, %reason, "lead not contacted");
+        metrics::count(FUNCTION, &[("RecoverySuppressed", 1.0)]);
+        record_end(deps, &lead.id, LeadStatus::Suppressed, &reason, now)
+            .await
+            .map_err(store_retry(receive_count))?;
+        return Ok(CheckOutcome::Suppressed { reason });
+    }
     let lead = begin(deps, &lead.id, now, receive_count).await?;
     let Some(lead) = lead else {
         return Ok(CheckOutcome::LeadMissing);
@@ -204,7 +220,8 @@ async fn decide(
             let class = error.class();
             if class == ErrorClass::Input {
                 let reason = error.to_string();
-                record_failed(deps, &lead.id, &reason, now)
+                metrics::count(FUNCTION, &[("RecoveryFailed", 1.0)]);
+                record_end(deps, &lead.id, LeadStatus::RecoveryFailed, &reason, now)
                     .await
                     .map_err(store_retry(receive_count))?;
                 return Ok(CheckOutcome::Failed { reason });
@@ -370,18 +387,50 @@ async fn record_requested(
     .await
 }
 
-async fn record_failed(
+/// Why `lead` must not be emailed: its address is suppressed, or a daily cap is
+/// full (the lead is counted against each cap it passes).
+async fn guard(
+    deps: &RecoveryDeps,
+    lead: &Lead,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let email = &lead.profile.email;
+    if let Some(reason) = deps.settings.suppression.reason(email) {
+        return Ok(Some(reason));
+    }
+    // A day's counters outlive the day by one, for operators looking at them.
+    let expires_at = now + chrono::Duration::days(2);
+    for cap in deps.settings.caps.for_email(email, now) {
+        if !deps
+            .store
+            .count_against(&cap.key, &lead.id, cap.limit, expires_at)
+            .await?
+        {
+            return Ok(Some(cap.reason));
+        }
+    }
+    Ok(None)
+}
+
+/// Ends a lead still Submitted as `status` (RecoveryFailed or Suppressed), with the
+/// reason on the lead and its timeline.
+async fn record_end(
     deps: &RecoveryDeps,
     id: &LeadId,
+    status: LeadStatus,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    metrics::count(FUNCTION, &[("RecoveryFailed", 1.0)]);
+    let tag = if status == LeadStatus::Suppressed {
+        "suppressed"
+    } else {
+        "failed"
+    };
     update_lead(&*deps.store, id, |lead| {
         if lead.status != LeadStatus::Submitted {
             return None;
         }
-        lead.move_to(LeadStatus::RecoveryFailed, now);
+        lead.move_to(status, now);
         lead.status_reason = Some(reason.to_string());
         if let Some(recovery) = &mut lead.recovery {
             recovery.lease_until = None;
@@ -390,9 +439,9 @@ async fn record_failed(
         Some(Change {
             entry: Some(TimelineEntry {
                 at: now,
-                event_id: format!("check:{}:failed", lead.id),
+                event_id: format!("check:{}:{tag}", lead.id),
                 source: FUNCTION.into(),
-                status: Some(LeadStatus::RecoveryFailed),
+                status: Some(status),
                 detail: reason.to_string(),
             }),
             pointer: None,
