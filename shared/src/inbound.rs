@@ -93,9 +93,86 @@ pub struct InboundEvent {
     pub subject: Subject,
     pub received_at: DateTime<Utc>,
     pub payload: Payload,
+    /// Set when the event was too large for the queue or the table and was cut
+    /// ([`InboundEvent::fitted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<Cut>,
 }
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// The largest message body the CRM queue takes: SQS's 1 MiB, less room for the
+/// message attributes and the JSON envelope.
+pub const MAX_QUEUE_EVENT_BYTES: usize = 1_000_000;
+/// The largest event kept as an unmatched item: DynamoDB's 400 KB item, less room
+/// for the key and the other attributes.
+pub const MAX_KEPT_EVENT_BYTES: usize = 350_000;
+
+/// What was cut from a delivery too large for where it went: its size and digest, so
+/// that an operator can match it with the sender's own record and ask for it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// The serialized event's size before the cut, in bytes.
+    pub bytes: usize,
+    /// SHA-256 (hex) of the serialized event before the cut.
+    pub sha256: String,
+    /// `strings`: long JSON strings were shortened (the rest of the payload is
+    /// whole); `payload`: the payload was dropped, the keys read at ingest kept.
+    pub what: String,
+}
+
+impl InboundEvent {
+    /// The event as it can travel where at most `max` bytes of JSON fit: itself when
+    /// it fits; else with every JSON string cut to the longest length that fits (ids
+    /// and addresses are short, so the connector still reads it); else, for a payload
+    /// no cut of strings brings under `max`, without its payload (`recognized` false,
+    /// so the consumer keeps it for an operator). `cut` says what was done.
+    pub fn fitted(&self, max: usize) -> Self {
+        let full = serde_json::to_string(self).expect("an inbound event serializes");
+        if full.len() <= max {
+            return self.clone();
+        }
+        let mut cut = Cut {
+            bytes: full.len(),
+            sha256: hex::encode(Sha256::digest(full.as_bytes())),
+            what: "strings".into(),
+        };
+        if let Payload::Json(value) = &self.payload {
+            let mut keep = 16_384;
+            while keep >= 64 {
+                let mut event = self.clone();
+                event.payload = Payload::Json(cut_strings(value, keep));
+                event.cut = Some(cut.clone());
+                if serde_json::to_string(&event).is_ok_and(|s| s.len() <= max) {
+                    return event;
+                }
+                keep /= 2;
+            }
+        }
+        cut.what = "payload".into();
+        let mut event = self.clone();
+        event.payload = Payload::Json(Value::Null);
+        event.recognized = false;
+        event.cut = Some(cut);
+        event
+    }
+}
+
+/// `value` with every string longer than `keep` characters cut to `keep` and marked.
+fn cut_strings(value: &Value, keep: usize) -> Value {
+    match value {
+        Value::String(text) if text.chars().count() > keep => {
+            let end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+            Value::String(format!("{}…[cut]", &text[..end]))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| cut_strings(v, keep)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), cut_strings(v, keep)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
 
 impl InboundEvent {
     /// A verified delivery, read by its connector with default settings.
@@ -129,6 +206,7 @@ impl InboundEvent {
             subject: parsed.subject.clone(),
             received_at,
             payload,
+            cut: None,
         }
     }
 
@@ -258,5 +336,66 @@ mod tests {
             let back: InboundEvent = serde_json::from_str(&event.to_queue_message().body).unwrap();
             assert_eq!(back, event, "{body}");
         }
+    }
+
+    #[test]
+    fn an_event_too_large_for_the_queue_is_cut_to_fit_and_says_so() {
+        let small = normalize(Provider::SKIPCALLS, SKIPCALLS_DEFAULT);
+        assert_eq!(
+            small.fitted(MAX_QUEUE_EVENT_BYTES),
+            small,
+            "what fits is untouched"
+        );
+        assert_eq!(small.cut, None);
+
+        // A call summary of 1.5 MB: the strings are cut, the ids kept, it still parses.
+        let mut body: Value = serde_json::from_str(SKIPCALLS_DEFAULT).unwrap();
+        body["call"]["summary"] = Value::String("talked at length. ".repeat(90_000));
+        let big = normalize(Provider::SKIPCALLS, &body.to_string());
+        assert!(big.recognized);
+        let fitted = big.fitted(MAX_QUEUE_EVENT_BYTES);
+        let message = fitted.to_queue_message();
+        assert!(
+            message.body.len() <= MAX_QUEUE_EVENT_BYTES,
+            "{}",
+            message.body.len()
+        );
+        assert_eq!(
+            (fitted.event_id.as_str(), fitted.recognized),
+            (big.event_id.as_str(), true)
+        );
+        assert_eq!(message.dedup_id, big.to_queue_message().dedup_id);
+        let cut = fitted.cut.clone().unwrap();
+        assert_eq!(cut.what, "strings");
+        assert_eq!(cut.bytes, serde_json::to_string(&big).unwrap().len());
+        let summary = fitted.payload.object().unwrap()["call"]["summary"]
+            .as_str()
+            .unwrap();
+        assert!(summary.ends_with("…[cut]") && summary.len() < 20_000);
+        let back: InboundEvent = serde_json::from_str(&message.body).unwrap();
+        assert_eq!(back, fitted);
+
+        // Within DynamoDB's item limit too.
+        let kept = big.fitted(MAX_KEPT_EVENT_BYTES);
+        assert!(serde_json::to_string(&kept).unwrap().len() <= MAX_KEPT_EVENT_BYTES);
+
+        // Nothing but numbers: no cut of strings helps, the payload goes, the keys stay.
+        let numbers = format!(
+            r#"{{"id":"evt_n","event":"x","n":[{}]}}"#,
+            vec!["1"; 600_000].join(",")
+        );
+        let numbers = normalize(Provider::SKODE, &numbers);
+        let fitted = numbers.fitted(MAX_QUEUE_EVENT_BYTES);
+        assert_eq!(fitted.payload, Payload::Json(Value::Null));
+        assert_eq!(
+            (fitted.recognized, fitted.cut.unwrap().what.as_str()),
+            (false, "payload")
+        );
+        assert_eq!(fitted.event_id, "evt_n");
+
+        // A body that is not JSON cannot be cut in the middle: it goes whole.
+        let raw = InboundEvent::from_delivery(Provider::SKODE, &vec![0xff; 900_000], at());
+        let fitted = raw.fitted(MAX_QUEUE_EVENT_BYTES);
+        assert_eq!(fitted.cut.unwrap().what, "payload");
     }
 }

@@ -20,7 +20,7 @@ use crate::connectors::{
     FormSubmission, Provider,
 };
 use crate::crm::{CrmConnectors, ReconcileError};
-use crate::inbound::InboundEvent;
+use crate::inbound::{InboundEvent, MAX_KEPT_EVENT_BYTES};
 use crate::intake::{IntakeDeps, IntakeOutcome, IntakeSettings, schedule_if_unscheduled, submit};
 use crate::lead::{BookingState, EmailAddress, Lead, LeadId, LeadStatus, TimelineEntry};
 use crate::lifecycle::{LeadEvent, Outside, outside, transition};
@@ -205,7 +205,8 @@ pub async fn apply_event(
     };
     match &outcome {
         ApplyOutcome::Kept { reason } => {
-            let json = serde_json::to_string(event).expect("an inbound event serializes");
+            let kept = event.fitted(MAX_KEPT_EVENT_BYTES);
+            let json = serde_json::to_string(&kept).expect("an inbound event serializes");
             let expires = deps.intake.clock.now() + TimeDelta::days(30);
             deps.events
                 .keep_unmatched(&key, reason, &json, expires)

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{error_response, json_response};
 use crate::config::IngestConfig;
 use crate::connectors::Delivery;
-use crate::inbound::{InboundEvent, Payload, Provider};
+use crate::inbound::{InboundEvent, MAX_QUEUE_EVENT_BYTES, Payload, Provider};
 use crate::ports::{Clock, Queue, QueueError};
 use crate::signature::SignatureError;
 
@@ -143,7 +143,18 @@ async fn ingest<B: AsRef<[u8]>>(
         })?;
     let payload = Payload::from_body(body);
     let parsed = provider.connector().parse(&payload, settings);
-    let event = InboundEvent::new(provider, body, payload, &parsed, now);
+    let event =
+        InboundEvent::new(provider, body, payload, &parsed, now).fitted(MAX_QUEUE_EVENT_BYTES);
+    if let Some(cut) = &event.cut {
+        tracing::warn!(
+            provider = provider.as_str(),
+            event_id = %event.event_id,
+            bytes = cut.bytes,
+            sha256 = %cut.sha256,
+            cut = %cut.what,
+            "webhook larger than the queue takes; cut to fit"
+        );
+    }
     deps.queue
         .send(&event.to_queue_message())
         .await
