@@ -11,7 +11,7 @@ use std::time::Duration;
 use recovery::backfill::{Backfill, Settings, Source, backfill};
 use recovery::dlq::{self, QueuePair};
 use recovery::ops::{
-    QueueKind, Target, health, print_registration, register_webhook, setup_hubspot,
+    Health, HubSpotSetup, QueueKind, Target, print_registration, register_webhook,
 };
 use recovery::report;
 use recovery::simulate::{Sender, send};
@@ -241,13 +241,15 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             crm: SetupCommand::Hubspot,
         } => {
             let target = Target::resolve(local).await?;
-            let ready = setup_hubspot(&target.env, &mut std::io::stdout()).await?;
-            Ok(exit(ready))
+            let setup = HubSpotSetup::run(&target.env).await?;
+            setup.print(&mut std::io::stdout())?;
+            Ok(exit(setup.ready()))
         }
         Command::Health => {
             let target = Target::resolve(local).await?;
-            let healthy = health(&target.skipup()?, &mut std::io::stdout()).await?;
-            Ok(exit(healthy))
+            let health = Health::check(&target.skipup()?).await?;
+            health.print(&mut std::io::stdout())?;
+            Ok(exit(health.healthy()))
         }
         Command::Backfill {
             csv,

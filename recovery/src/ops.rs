@@ -174,42 +174,52 @@ pub enum Registration {
     Existing(WebhookEndpoint),
 }
 
-/// Registers `url` for the recovery events, unless an endpoint with that URL exists.
-/// `recovery setup hubspot`: creates the status property unless it exists. `false`
-/// when it exists without every status as an option (they are named).
-pub async fn setup_hubspot(env: &Env, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let settings = shared::config::crm_settings(env)?
-        .hubspot
-        .context("HUBSPOT_ACCESS_TOKEN is not set (a private app's access token)")?;
-    let property = settings.status_property.clone();
-    let hubspot = HubSpotConnector::new(settings).map_err(anyhow::Error::msg)?;
-    match hubspot.setup_property().await? {
-        PropertySetup::Created => {
-            writeln!(
+/// What `setup hubspot` found or did to the status property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubSpotSetup {
+    pub property: String,
+    pub setup: PropertySetup,
+}
+
+impl HubSpotSetup {
+    /// Creates the status property unless it exists.
+    pub async fn run(env: &Env) -> anyhow::Result<Self> {
+        let settings = shared::config::crm_settings(env)?
+            .hubspot
+            .context("HUBSPOT_ACCESS_TOKEN is not set (a private app's access token)")?;
+        let property = settings.status_property.clone();
+        let hubspot = HubSpotConnector::new(settings).map_err(anyhow::Error::msg)?;
+        let setup = hubspot.setup_property().await?;
+        Ok(Self { property, setup })
+    }
+
+    /// `false` when the property exists without every status as an option.
+    pub fn ready(&self) -> bool {
+        !matches!(self.setup, PropertySetup::MissingOptions(_))
+    }
+
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let property = &self.property;
+        match &self.setup {
+            PropertySetup::Created => writeln!(
                 out,
                 "created the contact property {property} (an enumeration of the statuses)"
-            )?;
-            Ok(true)
-        }
-        PropertySetup::Exists => {
-            writeln!(
+            ),
+            PropertySetup::Exists => writeln!(
                 out,
                 "the contact property {property} exists with every status: nothing to do"
-            )?;
-            Ok(true)
-        }
-        PropertySetup::MissingOptions(missing) => {
-            writeln!(
+            ),
+            PropertySetup::MissingOptions(missing) => writeln!(
                 out,
                 "the contact property {property} exists but lacks the options {}: add them in \
                  HubSpot (Settings > Properties), or delete it and run this again",
                 missing.join(", ")
-            )?;
-            Ok(false)
+            ),
         }
     }
 }
 
+/// Registers `url` for the recovery events, unless an endpoint with that URL exists.
 pub async fn register_webhook(
     skipup: &dyn SkipUpApi,
     url: &str,
@@ -297,46 +307,67 @@ pub fn unsubscribed_events(report: &HealthReport) -> Vec<&'static str> {
         .collect()
 }
 
-/// `health`: every endpoint, one line each; `Ok(false)` when one is disabled or a
-/// recovery event reaches no enabled endpoint.
-pub async fn health(skipup: &dyn SkipUpApi, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let report = check(skipup)
-        .await
-        .context("listing SkipUp webhook endpoints")?;
-    writeln!(
-        out,
-        "{:<28} {:<9} {:<20} URL",
-        "ENDPOINT", "STATE", "REASON"
-    )?;
-    for e in &report.endpoints {
+/// What `health` found: every endpoint, and the recovery events none receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub report: HealthReport,
+    pub unsubscribed: Vec<&'static str>,
+}
+
+impl Health {
+    pub async fn check(skipup: &dyn SkipUpApi) -> anyhow::Result<Self> {
+        let report = check(skipup)
+            .await
+            .context("listing SkipUp webhook endpoints")?;
+        let unsubscribed = unsubscribed_events(&report);
+        Ok(Self {
+            report,
+            unsubscribed,
+        })
+    }
+
+    /// No endpoint disabled, and every recovery event reaches an enabled one.
+    pub fn healthy(&self) -> bool {
+        self.report.disabled().is_empty() && self.unsubscribed.is_empty()
+    }
+
+    /// Every endpoint, one line each, and what to do about what stops recovery.
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let report = &self.report;
         writeln!(
             out,
-            "{:<28} {:<9} {:<20} {}",
-            e.id,
-            if e.enabled { "enabled" } else { "DISABLED" },
-            e.disabled_reason.as_deref().unwrap_or("-"),
-            e.url
+            "{:<28} {:<9} {:<20} URL",
+            "ENDPOINT", "STATE", "REASON"
         )?;
-    }
-    let disabled = report.disabled().len();
-    let missing = unsubscribed_events(&report);
-    writeln!(
-        out,
-        "{} endpoint(s), {disabled} disabled",
-        report.endpoints.len()
-    )?;
-    if disabled > 0 {
+        for e in &report.endpoints {
+            writeln!(
+                out,
+                "{:<28} {:<9} {:<20} {}",
+                e.id,
+                if e.enabled { "enabled" } else { "DISABLED" },
+                e.disabled_reason.as_deref().unwrap_or("-"),
+                e.url
+            )?;
+        }
+        let disabled = report.disabled().len();
         writeln!(
             out,
-            "Re-enable disabled endpoints in SkipUp's dashboard once the pipeline answers again (see README, runbook \"WebhookEndpointDisabled\")."
+            "{} endpoint(s), {disabled} disabled",
+            report.endpoints.len()
         )?;
+        if disabled > 0 {
+            writeln!(
+                out,
+                "Re-enable disabled endpoints in SkipUp's dashboard once the pipeline answers again (see README, runbook \"WebhookEndpointDisabled\")."
+            )?;
+        }
+        if !self.unsubscribed.is_empty() {
+            writeln!(
+                out,
+                "No enabled endpoint receives: {}. Run `recovery register-webhook --url <SkipUpWebhookUrl>`.",
+                self.unsubscribed.join(", ")
+            )?;
+        }
+        Ok(())
     }
-    if !missing.is_empty() {
-        writeln!(
-            out,
-            "No enabled endpoint receives: {}. Run `recovery register-webhook --url <SkipUpWebhookUrl>`.",
-            missing.join(", ")
-        )?;
-    }
-    Ok(disabled == 0 && missing.is_empty())
 }

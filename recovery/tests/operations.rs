@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use recovery::backfill::{Backfill, Settings, Source, Summary, backfill};
 use recovery::dlq::{self, QueuePair};
-use recovery::ops::{Registration, health, register_webhook, setup_hubspot};
+use recovery::ops::{Health, HubSpotSetup, Registration, register_webhook};
 use secrecy::SecretString;
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
 use shared::adapters::memory::MemoryLeadStore;
@@ -492,6 +492,20 @@ async fn dead_letters_are_listed_without_bodies_and_replayed_to_their_queue() {
             assert_eq!(groups[event], "g2");
         }
     }
+}
+
+/// `setup hubspot` as the binary runs it: whether it is ready, and what it printed.
+async fn setup_hubspot(env: &Env, out: &mut Vec<u8>) -> anyhow::Result<bool> {
+    let setup = HubSpotSetup::run(env).await?;
+    setup.print(out)?;
+    Ok(setup.ready())
+}
+
+/// `health` as the binary runs it.
+async fn health(skipup: &SkipUpClient, out: &mut Vec<u8>) -> anyhow::Result<bool> {
+    let health = Health::check(skipup).await?;
+    health.print(out)?;
+    Ok(health.healthy())
 }
 
 #[tokio::test]
