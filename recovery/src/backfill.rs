@@ -346,6 +346,39 @@ impl Summary {
         }
     }
 
+    /// `--json`: the same counts as [`Summary::print`], each lead named by its line
+    /// and id as there (never by its address).
+    pub fn json(&self) -> serde_json::Value {
+        let named = |list: &[(String, String)]| -> Vec<serde_json::Value> {
+            list.iter()
+                .map(|(lead, reason)| serde_json::json!({ "lead": lead, "reason": reason }))
+                .collect()
+        };
+        let pace = |pace: Option<Pace>| {
+            pace.map(|p| serde_json::json!({ "requests": p.requests, "per_seconds": p.per.as_secs_f64() }))
+        };
+        serde_json::json!({
+            "complete": self.complete(),
+            "considered": self.considered,
+            "requested": self.requested,
+            "would_request": self.would_request,
+            "already": self.already,
+            "booked_in_csv": self.booked_in_csv,
+            "not_due": self.not_due,
+            "failed": named(&self.failed),
+            "suppressed": named(&self.suppressed),
+            "retry_later": named(&self.retry_later),
+            "bad_rows": self.bad_rows.iter().map(|b| serde_json::json!({ "line": b.line, "reason": b.reason })).collect::<Vec<_>>(),
+            "skipup_calls": self.skipup_calls,
+            "rate_limited": self.rate_limited,
+            "achieved_per_window": self.achieved,
+            "share_of_limit": self.share_of_limit(),
+            "pace": pace(self.pace),
+            "limit": pace(self.limit),
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+        })
+    }
+
     /// The achieved rate as a share of the limit.
     pub fn share_of_limit(&self) -> Option<f64> {
         let limit = self.limit?;

@@ -66,7 +66,7 @@ impl QueuePair {
 }
 
 /// A dead letter, described without its body (which may name a person).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeadLetter {
     pub message_id: String,
     pub sent_at: Option<DateTime<Utc>>,
@@ -168,6 +168,18 @@ pub struct Replayed {
     pub replayed: Vec<DeadLetter>,
     /// Messages that could not be sent back; they stay in the dead-letter queue.
     pub failed: Vec<(DeadLetter, String)>,
+}
+
+impl Replayed {
+    /// `--json`: what was sent back, and what was not with why.
+    pub fn json(&self) -> Value {
+        let failed: Vec<Value> = self
+            .failed
+            .iter()
+            .map(|(letter, error)| serde_json::json!({ "dead_letter": letter, "error": error }))
+            .collect();
+        serde_json::json!({ "replayed": self.replayed, "failed": failed })
+    }
 }
 
 /// Sends up to `max` dead letters back to their queue.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use recovery::stack::{Options, Stack, first_secret};
 use recovery::{demo, stack};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::config::Env;
-use shared::handlers::apply_events::suppress;
+use shared::handlers::apply_events::{ApplyOutcome, suppress};
 use shared::handlers::reconcile::reconcile;
 use shared::lead::{EmailAddress, LeadId};
 use shared::pacing::Pace;
@@ -40,6 +40,10 @@ struct Cli {
     /// Use the local stack's resources and defaults (`recovery local` with AWS_ENDPOINT_URL).
     #[arg(long, global = true)]
     local: bool,
+    /// Print the result as one JSON document on stdout, for scripts (`local` prints its
+    /// addresses so; errors stay text on stderr, with exit code 1).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -177,8 +181,9 @@ enum Command {
         /// Last day (UTC); default: today.
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Default: table (json with --json).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -220,7 +225,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .compact()
         .init();
-    match run(cli.command, cli.local).await {
+    match run(cli.command, cli.local, cli.json).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("recovery: {error:#}");
@@ -229,12 +234,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, local: bool, json: bool) -> anyhow::Result<ExitCode> {
     match command {
         Command::RegisterWebhook { url, description } => {
             let target = Target::resolve(local).await?;
             let registration = register_webhook(&target.skipup()?, &url, &description).await?;
-            print_registration(&mut std::io::stdout(), &registration)?;
+            emit(
+                json,
+                || registration.json(),
+                |out| print_registration(out, &registration),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Setup {
@@ -242,13 +251,13 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
         } => {
             let target = Target::resolve(local).await?;
             let setup = HubSpotSetup::run(&target.env).await?;
-            setup.print(&mut std::io::stdout())?;
+            emit(json, || setup.json(), |out| setup.print(out))?;
             Ok(exit(setup.ready()))
         }
         Command::Health => {
             let target = Target::resolve(local).await?;
             let health = Health::check(&target.skipup()?).await?;
-            health.print(&mut std::io::stdout())?;
+            emit(json, || health.json(), |out| health.print(out))?;
             Ok(exit(health.healthy()))
         }
         Command::Backfill {
@@ -288,7 +297,7 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 clock: Arc::new(SystemClock),
             };
             let summary = backfill(&job, &*store, &source, &settings, limit).await?;
-            summary.print(&mut std::io::stdout())?;
+            emit(json, || summary.json(), |out| summary.print(out))?;
             Ok(exit(summary.complete()))
         }
         Command::Suppress { lead, reason } => {
@@ -310,7 +319,18 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.reason()))?;
             let lead = deps.store.get_lead(&id).await?.context("no such lead")?;
-            println!("{id}: {} ({outcome:?})", lead.status);
+            // `unchanged`: it was Suppressed already, or Meeting Scheduled (which stands).
+            let changed = match outcome {
+                ApplyOutcome::Applied {
+                    status: Some(_), ..
+                } => "suppressed",
+                _ => "unchanged",
+            };
+            emit(
+                json,
+                || serde_json::json!({ "lead_id": id, "status": lead.status, "outcome": changed }),
+                |out| writeln!(out, "{id}: {} ({outcome:?})", lead.status),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile { dry_run } => {
@@ -319,18 +339,25 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             let report = reconcile(&deps, &settings, dry_run, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.reason()))?;
-            for (id, status) in &report.leads {
-                println!("{id}: SkipUp says {status}");
-            }
-            println!(
-                "{}asked {}: {} booked, {} cancelled, {} still open, {} failed",
-                if dry_run { "dry run: " } else { "" },
-                report.asked,
-                report.booked,
-                report.cancelled,
-                report.open,
-                report.failed
-            );
+            emit(
+                json,
+                || serde_json::to_value(&report).unwrap_or_default(),
+                |out| {
+                    for (id, status) in &report.leads {
+                        writeln!(out, "{id}: SkipUp says {status}")?;
+                    }
+                    writeln!(
+                        out,
+                        "{}asked {}: {} booked, {} cancelled, {} still open, {} failed",
+                        if dry_run { "dry run: " } else { "" },
+                        report.asked,
+                        report.booked,
+                        report.cancelled,
+                        report.open,
+                        report.failed
+                    )
+                },
+            )?;
             Ok(exit(report.failed == 0))
         }
         Command::Dlq { command } => {
@@ -342,19 +369,36 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             };
             let kinds = queue.map_or(QueueKind::ALL.to_vec(), |q| vec![q]);
             let mut ok = true;
+            let mut queues = Vec::new();
+            let mut out = std::io::stdout().lock();
             for kind in kinds {
                 let pair = QueuePair::of(&sqs, &target.queue_url(kind).await?).await?;
-                let mut out = std::io::stdout();
                 if replaying {
                     let done = dlq::replay(&sqs, &pair, max).await?;
-                    println!("{}: {} replayed", kind.name(), done.replayed.len());
-                    for (letter, error) in &done.failed {
-                        println!("  not replayed {}: {error}", letter.message_id);
-                    }
                     ok &= done.failed.is_empty();
+                    if json {
+                        let mut answer = done.json();
+                        answer["queue"] = kind.name().into();
+                        queues.push(answer);
+                        continue;
+                    }
+                    writeln!(out, "{}: {} replayed", kind.name(), done.replayed.len())?;
+                    for (letter, error) in &done.failed {
+                        writeln!(out, "  not replayed {}: {error}", letter.message_id)?;
+                    }
                 } else {
-                    dlq::print(&mut out, kind.name(), &dlq::list(&sqs, &pair, max).await?)?;
+                    let letters = dlq::list(&sqs, &pair, max).await?;
+                    if json {
+                        queues.push(
+                            serde_json::json!({ "queue": kind.name(), "dead_letters": letters }),
+                        );
+                        continue;
+                    }
+                    dlq::print(&mut out, kind.name(), &letters)?;
                 }
+            }
+            if json {
+                writeln!(out, "{:#}", serde_json::json!({ "queues": queues }))?;
             }
             Ok(exit(ok))
         }
@@ -376,6 +420,14 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 .await
                 .context("reading leads")?;
             let report = Report::of(&leads, since, until);
+            let format = match (format, json) {
+                (None, false) => Format::Table,
+                (None | Some(Format::Json), true) => Format::Json,
+                (Some(format), false) => format,
+                (Some(other), true) => {
+                    anyhow::bail!("--json prints the JSON format, not --format {other:?}")
+                }
+            };
             let text = match format {
                 Format::Table => report::table(&report),
                 Format::Json => report::json(&report),
@@ -398,6 +450,16 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 ..Options::from_process(port)
             })
             .await?;
+            if json {
+                let value = serde_json::json!({
+                    "url": stack.url(),
+                    "backing": stack.description(),
+                    "skipup_sandbox": stack.sandbox().map(|s| s.base_url()),
+                    "hubspot_double": stack.hubspot().map(|h| h.base_url()),
+                    "salesforce_double": stack.salesforce().map(|s| s.instance_url()),
+                });
+                println!("{value}");
+            }
             eprintln!(
                 "recovery local: serving {} ({})",
                 stack.url(),
@@ -424,6 +486,9 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { port } => {
+            if json {
+                anyhow::bail!("demo is for people to watch: it has no --json output");
+            }
             demo::run(port).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -457,13 +522,36 @@ async fn run(command: Command, local: bool) -> anyhow::Result<ExitCode> {
                 .context("no signing secret")?;
             let (status, answer) =
                 send(&reqwest::Client::new(), sender, &url, &secret, &body).await?;
-            println!("{status} {answer}");
+            emit(
+                json,
+                || {
+                    let body = serde_json::from_str(&answer)
+                        .unwrap_or(serde_json::Value::String(answer.clone()));
+                    serde_json::json!({ "status": status, "answer": body })
+                },
+                |out| writeln!(out, "{status} {answer}"),
+            )?;
             Ok(if (200..300).contains(&status) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// Prints a command's result on stdout: one JSON document with `--json`, else the
+/// text for people.
+fn emit(
+    json: bool,
+    value: impl FnOnce() -> serde_json::Value,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{:#}", value())
+    } else {
+        text(&mut out)
     }
 }
 

@@ -198,6 +198,21 @@ impl HubSpotSetup {
         !matches!(self.setup, PropertySetup::MissingOptions(_))
     }
 
+    /// `--json`: `result` is `created`, `exists` or `missing_options`.
+    pub fn json(&self) -> serde_json::Value {
+        let (result, missing): (&str, &[String]) = match &self.setup {
+            PropertySetup::Created => ("created", &[]),
+            PropertySetup::Exists => ("exists", &[]),
+            PropertySetup::MissingOptions(missing) => ("missing_options", missing),
+        };
+        serde_json::json!({
+            "property": self.property,
+            "result": result,
+            "missing_options": missing,
+            "ready": self.ready(),
+        })
+    }
+
     pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let property = &self.property;
         match &self.setup {
@@ -247,6 +262,27 @@ pub async fn register_webhook(
         endpoint: created.endpoint,
         secret: created.secret,
     })
+}
+
+impl Registration {
+    /// `--json`: the endpoint, whether it was created now, and the signing secret when
+    /// SkipUp returned one (it is shown once: this output is the operator's copy).
+    pub fn json(&self) -> serde_json::Value {
+        let (created, endpoint, secret) = match self {
+            Registration::Created { endpoint, secret } => (
+                true,
+                endpoint,
+                secret.as_ref().map(|s| s.expose_secret().to_string()),
+            ),
+            Registration::Existing(endpoint) => (false, endpoint, None),
+        };
+        serde_json::json!({
+            "created": created,
+            "endpoint": endpoint,
+            "signing_secret": secret,
+            "secret_goes_to": "SKIPUP_WEBHOOK_SECRETS in the stack's PipelineSecretsArn secret",
+        })
+    }
 }
 
 /// Tells the operator what happened and where the signing secret goes.
@@ -329,6 +365,16 @@ impl Health {
     /// No endpoint disabled, and every recovery event reaches an enabled one.
     pub fn healthy(&self) -> bool {
         self.report.disabled().is_empty() && self.unsubscribed.is_empty()
+    }
+
+    /// `--json`: every endpoint as SkipUp lists it, and what stops recovery.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "healthy": self.healthy(),
+            "endpoints": self.report.endpoints,
+            "disabled": self.report.disabled().len(),
+            "unsubscribed_events": self.unsubscribed,
+        })
     }
 
     /// Every endpoint, one line each, and what to do about what stops recovery.

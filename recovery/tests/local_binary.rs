@@ -366,3 +366,55 @@ fn the_demo_shows_every_booking_rule_and_exits_0() {
         "{quinn}"
     );
 }
+
+/// With `--json` and port 0, a script learns where the stack serves from its first
+/// line, and `simulate --json` answers with the status and the parsed answer.
+#[tokio::test]
+async fn local_json_names_its_address_and_simulate_json_its_answer() {
+    use std::io::BufRead;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recovery"));
+    command
+        .args(["--json", "local", "--port", "0"])
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("LEADS_TABLE")
+        .env_remove("SKIPUP_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in SECRETS {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the recovery binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let base = started["url"].as_str().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{started}");
+    assert!(!base.ends_with(":0"), "the port it was given: {base}");
+    assert!(started["skipup_sandbox"].as_str().is_some(), "{started}");
+    assert_eq!(started["backing"], "in-memory leads and queues");
+
+    let answer = Command::new(env!("CARGO_BIN_EXE_recovery"))
+        .args([
+            "simulate",
+            "skode",
+            &format!("{base}/webhooks/skode"),
+            "--secret",
+            "whsec_wrong",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!answer.status.success());
+    let answer: Value = serde_json::from_slice(&answer.stdout).unwrap();
+    assert_eq!(answer["status"], 401);
+    assert!(
+        answer["answer"].is_object(),
+        "the problem, parsed: {answer}"
+    );
+    drop(running);
+}

@@ -734,3 +734,190 @@ async fn the_binary_backfills_a_csv_and_writes_a_readable_html_report() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("is after"));
 }
+
+/// Runs the `recovery` binary on moto and the sandbox with `extra` variables.
+fn recovery_binary(
+    sandbox: &Sandbox,
+    table: &str,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_recovery"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("LEADS_TABLE", table)
+        .env("SKIPUP_BASE_URL", sandbox.base_url())
+        .env("SKIPUP_API_KEY", sandbox.api_key())
+        .env("DEFAULT_ORGANIZER_EMAIL", "owner@vendor.example")
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The JSON document a `--json` run printed (whatever its exit code).
+fn json_of(run: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        )
+    })
+}
+
+// Multi-threaded: the sandbox and the HubSpot double serve while the binary runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operator_command_answers_one_json_document_with_json() {
+    let sandbox = sandbox(1000, Duration::from_secs(1)).await;
+    let (_, table) = table().await;
+    let checks = queue_pair(false).await;
+    let crm = queue_pair(true).await;
+    let queues = [
+        ("CHECK_QUEUE_URL", checks.url.as_str()),
+        ("CRM_QUEUE_URL", crm.url.as_str()),
+        ("RECONCILE_AFTER_SECONDS", "1"),
+    ];
+    let run = |args: &[&str]| recovery_binary(&sandbox, &table, &queues, args);
+
+    // health: no endpoint yet, so unhealthy (exit 1) and the events nobody receives.
+    let answer = run(&["--json", "health"]);
+    assert!(!answer.status.success());
+    let health = json_of(&answer);
+    assert_eq!(health["healthy"], false);
+    assert_eq!(health["endpoints"], serde_json::json!([]));
+    assert!(!health["unsubscribed_events"].as_array().unwrap().is_empty());
+
+    let url = "https://abc123.execute-api.us-east-1.amazonaws.com/webhooks/skipup";
+    let created = json_of(&run(&["register-webhook", "--url", url, "--json"]));
+    assert_eq!(created["created"], true);
+    assert_eq!(created["endpoint"]["url"], url);
+    assert_eq!(created["signing_secret"], sandbox.webhook_secret());
+    let again = json_of(&run(&["--json", "register-webhook", "--url", url]));
+    assert_eq!(again["created"], false);
+    assert_eq!(again["signing_secret"], serde_json::Value::Null);
+    let answer = run(&["--json", "health"]);
+    assert!(answer.status.success());
+    let health = json_of(&answer);
+    assert_eq!(health["healthy"], true);
+    assert_eq!(health["endpoints"][0]["url"], url);
+    assert_eq!(health["disabled"], 0);
+
+    // backfill: the summary's counts, leads named by line and id only.
+    let (file, expected) = csv(12);
+    let path = file.0.display().to_string();
+    let answer = run(&[
+        "--json",
+        "backfill",
+        "--csv",
+        &path,
+        "--limit",
+        "1000",
+        "--window-secs",
+        "1",
+    ]);
+    assert!(answer.status.success());
+    let summary = json_of(&answer);
+    assert_eq!(summary["requested"], expected);
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["bad_rows"][0]["line"], 13);
+    assert_eq!(summary["limit"]["requests"], 1000);
+    assert!(
+        !String::from_utf8_lossy(&answer.stdout).contains("@prospect"),
+        "no address in the summary"
+    );
+
+    // suppress: the lead's status, and whether this run changed it.
+    let suppressed = json_of(&run(&[
+        "--json",
+        "suppress",
+        "lead1@prospect1.example",
+        "--reason",
+        "asked us to stop",
+    ]));
+    assert_eq!(suppressed["status"], "Suppressed");
+    assert_eq!(suppressed["outcome"], "suppressed");
+    assert!(suppressed["lead_id"].as_str().unwrap().starts_with("l_"));
+    let again = json_of(&run(&[
+        "--json",
+        "suppress",
+        "lead1@prospect1.example",
+        "--reason",
+        "asked us to stop",
+    ]));
+    assert_eq!(again["status"], "Suppressed");
+    assert_eq!(again["outcome"], "unchanged");
+
+    // reconcile: once recoveries have been quiet for a second, SkipUp is asked about
+    // them (a dry run changes nothing), each lead with what SkipUp said.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answer = run(&["--json", "reconcile", "--dry-run"]);
+    assert!(answer.status.success());
+    let report = json_of(&answer);
+    assert_eq!(report["dry_run"], true);
+    let asked = report["asked"].as_u64().unwrap();
+    assert!(asked > 0, "{report:#}");
+    let count = |key: &str| report[key].as_u64().unwrap();
+    assert_eq!(
+        count("booked") + count("cancelled") + count("open") + count("failed"),
+        asked
+    );
+    let leads = report["leads"].as_array().unwrap();
+    assert_eq!(leads.len() as u64, asked);
+    assert!(
+        leads
+            .iter()
+            .all(|l| l[0].as_str().unwrap().starts_with("l_"))
+    );
+
+    // dlq list and replay: per queue, dead letters without their bodies.
+    let check = r#"{"v":1,"lead_id":"l_3f9a2c71b0d84e5f6a7b8c9d","due_at":"2026-11-22T10:30:00Z"}"#;
+    dead_letter(&checks, &[("g", check)]).await;
+    let listed = json_of(&run(&["--json", "dlq", "list"]));
+    assert_eq!(listed["queues"][0]["queue"], "checks");
+    assert_eq!(
+        listed["queues"][0]["dead_letters"][0]["about"],
+        "check of l_3f9a2c71b0d84e5f6a7b8c9d due 2026-11-22T10:30:00Z"
+    );
+    assert_eq!(listed["queues"][1]["queue"], "crm");
+    assert_eq!(listed["queues"][1]["dead_letters"], serde_json::json!([]));
+    let replayed = json_of(&run(&["--json", "dlq", "replay", "--queue", "checks"]));
+    assert_eq!(
+        replayed["queues"][0]["replayed"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(replayed["queues"][0]["failed"], serde_json::json!([]));
+
+    // setup hubspot: what it did to the property.
+    let hubspot = HubSpotDouble::start(HubSpotConfig::default(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let base = hubspot.base_url();
+    let token = hubspot.access_token().to_string();
+    let setup = |args: &[&str]| {
+        json_of(&recovery_binary(
+            &sandbox,
+            &table,
+            &[
+                ("HUBSPOT_BASE_URL", &base),
+                ("HUBSPOT_ACCESS_TOKEN", &token),
+            ],
+            args,
+        ))
+    };
+    let first = setup(&["--json", "setup", "hubspot"]);
+    assert_eq!(first["result"], "created");
+    assert_eq!(first["property"], "lead_recovery_status");
+    assert_eq!(setup(&["--json", "setup", "hubspot"])["result"], "exists");
+
+    // report: --json is its JSON format, and refuses another.
+    let report = json_of(&run(&["--json", "report"]));
+    assert!(report["days"].as_array().is_some_and(|d| d.len() == 30));
+    let answer = run(&["--json", "report", "--format", "html"]);
+    assert!(!answer.status.success() && answer.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&answer.stderr).contains("--json prints the JSON format"));
+}
