@@ -17,6 +17,7 @@ pub mod pacing;
 pub mod ports;
 pub mod recovery;
 pub mod report;
+pub mod sampling;
 pub mod signature;
 pub mod skipup;
 pub mod suppression;

@@ -53,12 +53,13 @@ fn top(module: &str) -> &str {
     module.split("::").next().unwrap()
 }
 
-const DOMAIN: [&str; 6] = [
+const DOMAIN: [&str; 7] = [
     "lead",
     "lifecycle",
     "signature",
     "suppression",
     "metrics",
+    "sampling",
     "report",
 ];
 

@@ -208,6 +208,34 @@ async fn the_binary_accepts_signed_deliveries_and_refuses_every_bad_one() {
     );
 }
 
+/// A flood of forged deliveries is refused every time, but logged only up to the
+/// sampling budget: the first 20 of each minute.
+#[tokio::test]
+async fn a_flood_of_refusals_is_logged_sampled() {
+    let queue_url = moto().create_fifo_queue("ingest-flood").await;
+    let runtime = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(
+        Path::new(BINARY),
+        &runtime,
+        &secrets_env(&queue_url, moto().endpoint()),
+    );
+    let forged = skipup_event(SKIPUP_BODY.as_bytes(), now(), "not-the-secret");
+    for _ in 0..30 {
+        assert_eq!(answer(runtime.invoke(forged.clone()).await).0, 401);
+    }
+    let logs = function.logs();
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("\"webhook refused\""))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        shared::sampling::REFUSALS_PER_WINDOW as usize,
+        "{logs}"
+    );
+    assert!(refused.iter().all(|l| l.contains("\"unlogged_before\":0")));
+}
+
 #[tokio::test]
 async fn with_the_queue_unreachable_a_valid_delivery_gets_503() {
     let dead = format!("http://127.0.0.1:{}", free_port());

@@ -9,6 +9,7 @@ use super::{error_response, json_response};
 use crate::connectors::fields::Warning;
 use crate::form::{ValidationErrors, parse_form};
 use crate::intake::{IntakeDeps, IntakeError, IntakeOutcome, submit};
+use crate::sampling::{LogSample, REFUSAL_WINDOW, REFUSALS_PER_WINDOW};
 use crate::signature::{SignatureError, TimestampedSignature};
 
 /// The route, the same in Lambda and in the local stack.
@@ -81,6 +82,10 @@ impl FormError {
     }
 }
 
+/// Refusals of the sender's making logged by this instance: a flood is sampled
+/// ([`crate::sampling`]); a 503 is always logged.
+static REFUSALS: LogSample = LogSample::new(REFUSALS_PER_WINDOW, REFUSAL_WINDOW);
+
 pub async fn handle<B: AsRef<[u8]>>(deps: &FormDeps, request: &Request<B>) -> Response<String> {
     match intake(deps, request).await {
         Ok((outcome, warnings)) => {
@@ -113,8 +118,13 @@ pub async fn handle<B: AsRef<[u8]>>(deps: &FormDeps, request: &Request<B>) -> Re
                 FormError::Unavailable(source) => {
                     tracing::error!(error = %source, "form submission not recorded; answered 503")
                 }
+                FormError::NotConfigured => {
+                    tracing::error!("form submission refused: no form secret configured")
+                }
                 other => {
-                    tracing::warn!(status = other.status().as_u16(), reason = %other, "form submission refused")
+                    if let Some(unlogged) = REFUSALS.take() {
+                        tracing::warn!(status = other.status().as_u16(), reason = %other, unlogged_before = unlogged, "form submission refused")
+                    }
                 }
             }
             error.into_response()

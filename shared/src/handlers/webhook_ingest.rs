@@ -12,6 +12,7 @@ use crate::config::IngestConfig;
 use crate::connectors::Delivery;
 use crate::inbound::{InboundEvent, MAX_QUEUE_EVENT_BYTES, Payload, Provider};
 use crate::ports::{Clock, Queue, QueueError};
+use crate::sampling::{LogSample, REFUSAL_WINDOW, REFUSALS_PER_WINDOW};
 use crate::signature::SignatureError;
 
 /// What the handler needs, built once per cold start.
@@ -200,7 +201,13 @@ fn public_url<B>(request: &Request<B>) -> String {
     format!("{scheme}://{host}{path}")
 }
 
+/// Refusals of the sender's own making (401, 404, 405, 413) logged by this instance:
+/// a flood of them is sampled.
+static REFUSALS: LogSample = LogSample::new(REFUSALS_PER_WINDOW, REFUSAL_WINDOW);
+
 /// One line per refusal: route, status and reason, never the body or the signature.
+/// Our own failures (503) are always logged; the sender's are sampled
+/// ([`crate::sampling`]), each line saying how many were left out before it.
 fn log_refusal<B>(request: &Request<B>, error: &IngestError) {
     let status = error.status().as_u16();
     match error {
@@ -215,12 +222,17 @@ fn log_refusal<B>(request: &Request<B>, error: &IngestError) {
             status,
             "webhook refused: provider has no secret configured"
         ),
-        _ => tracing::warn!(
-            path = request.uri().path(),
-            method = %request.method(),
-            status,
-            reason = %error,
-            "webhook refused"
-        ),
+        _ => {
+            if let Some(unlogged) = REFUSALS.take() {
+                tracing::warn!(
+                    path = request.uri().path(),
+                    method = %request.method(),
+                    status,
+                    reason = %error,
+                    unlogged_before = unlogged,
+                    "webhook refused"
+                )
+            }
+        }
     }
 }
