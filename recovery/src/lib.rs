@@ -7,5 +7,6 @@ pub mod dlq;
 pub mod inbox;
 pub mod ops;
 pub mod report;
+pub mod secrets;
 pub mod simulate;
 pub mod stack;

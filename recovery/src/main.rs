@@ -14,6 +14,7 @@ use recovery::ops::{
     Health, HubSpotSetup, QueueKind, Target, print_registration, register_webhook,
 };
 use recovery::report;
+use recovery::secrets::{SplitTargets, split};
 use recovery::simulate::{Sender, send};
 use recovery::stack::{Options, Stack, first_secret};
 use recovery::{demo, stack};
@@ -76,6 +77,20 @@ enum DlqCommand {
 }
 
 #[derive(Subcommand)]
+enum SecretsCommand {
+    /// Copy what the internet-facing functions read from SECRETS_ARN into
+    /// WEBHOOK_SECRETS_ARN (every *_WEBHOOK_SECRETS but the form's, the *_FIELD_MAP
+    /// settings, HUBSPOT_WEBHOOK_URL) and FORM_SECRETS_ARN (FORM_WEBHOOK_SECRETS),
+    /// before deploying with SecretsLayout=split. Adds, never overwrites; prints key
+    /// names only. Exit 1 if a target holds another value for a key.
+    Split {
+        /// Show what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SetupCommand {
     /// Create the contact property HUBSPOT_STATUS_PROPERTY (an enumeration of the
     /// statuses) with HUBSPOT_ACCESS_TOKEN; nothing if it exists. Exit 1 if it exists
@@ -113,6 +128,11 @@ enum Command {
     },
     /// List SkipUp's webhook endpoints; exit 1 if one is disabled or an event reaches none.
     Health,
+    /// The stack's secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Prepare a CRM for the pipeline, once per account.
     Setup {
         #[command(subcommand)]
@@ -253,6 +273,25 @@ async fn run(command: Command, local: bool, json: bool) -> anyhow::Result<ExitCo
             let setup = HubSpotSetup::run(&target.env).await?;
             emit(json, || setup.json(), |out| setup.print(out))?;
             Ok(exit(setup.ready()))
+        }
+        Command::Secrets {
+            command: SecretsCommand::Split { dry_run },
+        } => {
+            let targets = SplitTargets::from_env(&Env::process())?;
+            let client = aws_sdk_secretsmanager::Client::new(
+                &shared::adapters::aws::load_sdk_config().await,
+            );
+            let plan = split(&client, &targets, dry_run).await?;
+            emit(
+                json,
+                || {
+                    let mut value = serde_json::to_value(&plan).unwrap_or_default();
+                    value["dry_run"] = dry_run.into();
+                    value
+                },
+                |out| plan.print(out, dry_run),
+            )?;
+            Ok(exit(plan.conflicts.is_empty()))
         }
         Command::Health => {
             let target = Target::resolve(local).await?;

@@ -921,3 +921,113 @@ async fn every_operator_command_answers_one_json_document_with_json() {
     assert!(!answer.status.success() && answer.stdout.is_empty());
     assert!(String::from_utf8_lossy(&answer.stderr).contains("--json prints the JSON format"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_split_copies_the_signing_keys_once_names_conflicts_and_prints_no_value() {
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config().await);
+    let create = async |name: &str, value: serde_json::Value| {
+        secrets
+            .create_secret()
+            .name(testkit::unique_name(name))
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap()
+    };
+    let pipeline = create(
+        "pipeline",
+        serde_json::json!({
+            "SKIPUP_API_KEY": "sk_live_never_copied",
+            "FORM_WEBHOOK_SECRETS": "whsec_form_value",
+            "SKIPUP_WEBHOOK_SECRETS": "whsec_skipup_value",
+            "CALCOM_WEBHOOK_SECRETS": "whsec_calcom_value",
+        }),
+    )
+    .await;
+    let webhooks = create(
+        "webhooks",
+        serde_json::json!({ "CALCOM_WEBHOOK_SECRETS": "whsec_calcom_set_by_hand" }),
+    )
+    .await;
+    let forms = create("forms", serde_json::json!({})).await;
+    let read = async |arn: &str| -> serde_json::Value {
+        let text = secrets
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .unwrap()
+            .secret_string
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recovery"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", moto().endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("SECRETS_ARN", &pipeline)
+            .env("WEBHOOK_SECRETS_ARN", &webhooks)
+            .env("FORM_SECRETS_ARN", &forms)
+            .output()
+            .unwrap()
+    };
+
+    // A dry run writes nothing.
+    let dry = run(&["--json", "secrets", "split", "--dry-run"]);
+    assert_eq!(
+        json_of(&dry)["to_forms"],
+        serde_json::json!(["FORM_WEBHOOK_SECRETS"])
+    );
+    assert_eq!(read(&forms).await, serde_json::json!({}));
+
+    // The split: exit 1 for the conflict, which keeps the hand-set value.
+    let answer = run(&["--json", "secrets", "split"]);
+    assert!(!answer.status.success());
+    let plan = json_of(&answer);
+    assert_eq!(
+        plan["to_webhooks"],
+        serde_json::json!(["SKIPUP_WEBHOOK_SECRETS"])
+    );
+    assert_eq!(
+        plan["to_forms"],
+        serde_json::json!(["FORM_WEBHOOK_SECRETS"])
+    );
+    assert_eq!(
+        plan["conflicts"],
+        serde_json::json!(["CALCOM_WEBHOOK_SECRETS"])
+    );
+    assert_eq!(
+        read(&webhooks).await,
+        serde_json::json!({
+            "CALCOM_WEBHOOK_SECRETS": "whsec_calcom_set_by_hand",
+            "SKIPUP_WEBHOOK_SECRETS": "whsec_skipup_value",
+        })
+    );
+    assert_eq!(
+        read(&forms).await,
+        serde_json::json!({ "FORM_WEBHOOK_SECRETS": "whsec_form_value" })
+    );
+
+    // Again, in text: nothing more to copy, and no value printed either time.
+    let again = run(&["secrets", "split"]);
+    let text = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(
+        text.contains("copied to FORM_SECRETS_ARN: nothing"),
+        "{text}"
+    );
+    assert!(text.contains("already there: "), "{text}");
+    for output in [&answer.stdout, &again.stdout, &dry.stdout] {
+        let output = String::from_utf8_lossy(output);
+        assert!(
+            !output.contains("_value") && !output.contains("sk_live"),
+            "{output}"
+        );
+    }
+}

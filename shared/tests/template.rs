@@ -65,3 +65,49 @@ fn the_internet_facing_functions_can_reserve_concurrency_and_the_api_logs_each_s
     assert!(api.contains("AccessLogSettings:"), "{api}");
     assert!(api.contains("$context.identity.sourceIp"), "{api}");
 }
+
+#[test]
+fn in_the_split_layout_each_internet_facing_function_reads_only_its_own_secret() {
+    let template = template();
+    assert!(template.contains("  SplitSecrets: !Equals [!Ref SecretsLayout, split]"));
+    for (function, own) in [
+        ("WebhookIngestFunction", "WebhookSigningSecrets"),
+        ("FormIntakeFunction", "FormSigningSecrets"),
+    ] {
+        assert!(template.contains(&format!("  {own}:\n    Type: AWS::SecretsManager::Secret")));
+        let lines = resource(&template, function);
+        let secret_lines: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("Secrets") && !l.trim_start().starts_with('#'))
+            .collect();
+        // Its SECRETS_ARN and its one GetSecretValue statement, both switched.
+        assert_eq!(secret_lines.len(), 2, "{function}: {secret_lines:?}");
+        for line in secret_lines {
+            assert!(
+                line.contains(&format!(
+                    "!If [SplitSecrets, !Ref {own}, !Ref PipelineSecrets]"
+                )),
+                "{function}: {line}"
+            );
+        }
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("AWSSecretsManagerGetSecretValuePolicy")),
+            "{function} reads a secret unconditionally"
+        );
+    }
+    // The other functions never read the signing secrets.
+    for function in [
+        "RecoveryCheckFunction",
+        "ApplyEventsFunction",
+        "WebhookHealthFunction",
+    ] {
+        let lines = resource(&template, function).join("\n");
+        assert!(!lines.is_empty(), "{function} exists");
+        assert!(
+            !lines.contains("WebhookSigningSecrets") && !lines.contains("FormSigningSecrets"),
+            "{function}"
+        );
+    }
+}
