@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -43,11 +42,10 @@ impl Meter {
         Self::default()
     }
 
-    /// `sdk` with its HTTP client counted by this meter.
+    /// `sdk` with its HTTP client counted by this meter (every attempt that client
+    /// sends, as it sends it).
     pub fn wrap(&self, sdk: SdkConfig) -> SdkConfig {
-        let inner = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build_https();
+        let inner = sdk.http_client().unwrap_or_else(crate::moto::https_client);
         sdk.into_builder()
             .http_client(Metered {
                 inner,

@@ -4,6 +4,17 @@
 //! `MOTO_ENDPOINT` selects an emulator that is already running; otherwise one is
 //! started from `MOTO_SERVER_BIN`, `.venv/bin/moto_server` or the `PATH`, on a free
 //! loopback port, and stops when the test process exits.
+//!
+//! Clients built from [`Moto::sdk_config`] send moto one DynamoDB request at a time.
+//! DynamoDB makes each conditional write atomic and isolates each transaction; moto,
+//! serving requests on threads, does neither: it checks a condition and writes in
+//! separate steps, and undoes a failed transaction by putting back a copy of every
+//! table it touched, taken when the transaction began
+//! (`moto/dynamodb/models/__init__.py`, `transact_write_items`:
+//! `original_table_state`), which erases whatever other requests wrote in between,
+//! such as a new lead or another consumer's status. One request at a time gives the
+//! tests DynamoDB's guarantees on moto. SQS requests are not held back (a long poll
+//! waits for up to 20 s).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -12,6 +23,13 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 pub struct Moto {
     endpoint: String,
@@ -75,9 +93,14 @@ impl Moto {
         &self.endpoint
     }
 
-    /// SDK configuration pointed at the emulator with dummy credentials.
+    /// SDK configuration pointed at the emulator with dummy credentials, sending it
+    /// one DynamoDB request at a time (see the module's documentation).
     pub async fn sdk_config(&self) -> SdkConfig {
-        sdk_config_for(&self.endpoint).await
+        let sdk = sdk_config_for(&self.endpoint).await;
+        let inner = sdk.http_client().unwrap_or_else(https_client);
+        sdk.into_builder()
+            .http_client(OneDynamoDbRequestAtATime { inner })
+            .build()
     }
 
     /// Creates a FIFO queue with content-based deduplication off (ids are explicit).
@@ -149,6 +172,57 @@ impl Moto {
             }
             all.extend(batch);
         }
+    }
+}
+
+/// The SDK's own HTTP client, for a configuration that has none.
+pub(crate) fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
+}
+
+/// Whose turn it is to send moto a DynamoDB request, across every client and test
+/// runtime of this process (one emulator per process).
+static DYNAMODB_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Debug)]
+struct OneDynamoDbRequestAtATime {
+    inner: SharedHttpClient,
+}
+
+impl HttpClient for OneDynamoDbRequestAtATime {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(OneAtATimeConnector {
+            inner: self.inner.http_connector(settings, components),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct OneAtATimeConnector {
+    inner: SharedHttpConnector,
+}
+
+impl HttpConnector for OneAtATimeConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let dynamodb = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.starts_with("DynamoDB_"));
+        let inner = self.inner.clone();
+        HttpConnectorFuture::new(async move {
+            // Held until moto has answered: the request starts only once it is ours.
+            let _turn = match dynamodb {
+                true => Some(DYNAMODB_TURN.lock().await),
+                false => None,
+            };
+            inner.call(request).await
+        })
     }
 }
 
