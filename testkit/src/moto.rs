@@ -217,9 +217,10 @@ impl HttpConnector for OneAtATimeConnector {
         let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {
             // Held until moto has answered: the request starts only once it is ours.
-            let _turn = match dynamodb {
-                true => Some(DYNAMODB_TURN.lock().await),
-                false => None,
+            let _turn = if dynamodb {
+                Some(DYNAMODB_TURN.lock().await)
+            } else {
+                None
             };
             inner.call(request).await
         })
@@ -244,4 +245,82 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_types::body::SdkBody;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Barrier;
+
+    const SENT: usize = 8;
+
+    /// An emulator that notes how many requests it serves at once. Each request takes
+    /// 20 ms, or, with `together`, waits until all [`SENT`] are being served.
+    #[derive(Debug)]
+    struct Busy {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        together: Option<Barrier>,
+    }
+
+    #[derive(Debug)]
+    struct BusyConnector(Arc<Busy>);
+
+    impl HttpConnector for BusyConnector {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let busy = self.0.clone();
+            HttpConnectorFuture::new(async move {
+                let now = busy.now.fetch_add(1, Ordering::SeqCst) + 1;
+                busy.most.fetch_max(now, Ordering::SeqCst);
+                match &busy.together {
+                    Some(barrier) => _ = barrier.wait().await,
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+                busy.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(HttpResponse::new(200.try_into().unwrap(), SdkBody::empty()))
+            })
+        }
+    }
+
+    /// The most requests with this `X-Amz-Target` that the emulator served at once
+    /// when [`SENT`] were sent together.
+    async fn most_at_once(target: &str, together: bool) -> usize {
+        let busy = Arc::new(Busy {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            together: together.then(|| Barrier::new(SENT)),
+        });
+        let connector = SharedHttpConnector::new(OneAtATimeConnector {
+            inner: SharedHttpConnector::new(BusyConnector(busy.clone())),
+        });
+        let calls: Vec<_> = (0..SENT)
+            .map(|_| {
+                let mut request = HttpRequest::empty();
+                request
+                    .headers_mut()
+                    .insert("x-amz-target", target.to_string());
+                tokio::spawn(connector.call(request))
+            })
+            .collect();
+        for call in calls {
+            // Requests held back one after another would never all meet.
+            tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .expect("the requests were served together")
+                .unwrap()
+                .unwrap();
+        }
+        busy.most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn moto_gets_one_dynamodb_request_at_a_time_and_sqs_requests_together() {
+        let dynamodb = most_at_once("DynamoDB_20120810.TransactWriteItems", false).await;
+        assert_eq!(dynamodb, 1);
+        assert_eq!(most_at_once("AmazonSQS.ReceiveMessage", true).await, SENT);
+    }
 }
