@@ -71,7 +71,11 @@ impl Moto {
             .arg("-c")
             .arg(script)
             .arg(&binary)
+            // Nothing inherited: a test runner waiting for the test's output to close
+            // does not wait for the watchdog.
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start a shell for {binary}: {e}"));
         let address: SocketAddr = ([127, 0, 0, 1], port).into();

@@ -12,11 +12,13 @@ use testkit::moto::{free_port, moto};
 use testkit::sign::{python_sign, python_sign_headers};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_webhook-ingest");
-const TEMPLATE: &str = include_str!("fixtures/apigw-v2-skipup-booked.json");
-const SKIPUP_BODY: &str = include_str!("../../../shared/fixtures/payloads/skipup-booked-data.json");
+const TEMPLATE: &str = include_str!("../fixtures/apigw-v2-skipup-booked.json");
+const SKIPUP_BODY: &str =
+    include_str!("../../../../shared/fixtures/payloads/skipup-booked-data.json");
 const SKIPCALLS_BODY: &str =
-    include_str!("../../../shared/fixtures/payloads/skipcalls-call-completed-default.json");
-const SKODE_BODY: &str = include_str!("../../../shared/fixtures/payloads/skode-lead-created.json");
+    include_str!("../../../../shared/fixtures/payloads/skipcalls-call-completed-default.json");
+const SKODE_BODY: &str =
+    include_str!("../../../../shared/fixtures/payloads/skode-lead-created.json");
 
 const SKIPUP_SECRET: &str = "whsec_binary_test_skipup";
 const SKIPCALLS_SECRET: &str = "binary_test_skipcalls";
@@ -313,7 +315,7 @@ async fn a_missing_queue_url_stops_the_cold_start_with_its_name() {
 #[tokio::test]
 async fn the_binary_takes_a_typeform_response_base64_encoded_and_refuses_a_forgery() {
     const TYPEFORM_BODY: &str =
-        include_str!("../../../shared/fixtures/typeform/form-response.json");
+        include_str!("../../../../shared/fixtures/typeform/form-response.json");
     const TYPEFORM_SECRET: &str = "whsec_binary_test_typeform";
     let queue_url = moto().create_fifo_queue("ingest-binary-typeform").await;
     let runtime = RuntimeApi::start().await;

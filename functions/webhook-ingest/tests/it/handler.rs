@@ -16,11 +16,12 @@ use shared::ports::Queue;
 /// The instant the fixtures were signed at (see `fixtures/make_fixtures.py`).
 const FIXTURE_TIME: i64 = 1_795_341_600;
 
-const SKIPUP_PLAIN: &str = include_str!("fixtures/apigw-v2-skipup-booked.json");
-const SKIPUP_BASE64: &str = include_str!("fixtures/apigw-v2-skipup-booked-base64.json");
-const SKIPCALLS_DEFAULT: &str = include_str!("fixtures/apigw-v2-skipcalls-call-completed.json");
-const SKIPCALLS_ZAPIER_URL: &str = include_str!("fixtures/function-url-skipcalls-zapier.json");
-const SKODE_URL_BASE64: &str = include_str!("fixtures/function-url-skode-lead-created-base64.json");
+const SKIPUP_PLAIN: &str = include_str!("../fixtures/apigw-v2-skipup-booked.json");
+const SKIPUP_BASE64: &str = include_str!("../fixtures/apigw-v2-skipup-booked-base64.json");
+const SKIPCALLS_DEFAULT: &str = include_str!("../fixtures/apigw-v2-skipcalls-call-completed.json");
+const SKIPCALLS_ZAPIER_URL: &str = include_str!("../fixtures/function-url-skipcalls-zapier.json");
+const SKODE_URL_BASE64: &str =
+    include_str!("../fixtures/function-url-skode-lead-created-base64.json");
 
 fn fixture_env(extra: &[(&str, &str)]) -> Env {
     let mut pairs = vec![

@@ -15,7 +15,7 @@ use shared::connectors::Provider;
 use skipup_sandbox::SandboxConfig;
 
 fn spec() -> Value {
-    serde_json::from_str(include_str!("../../openapi.json")).expect("openapi.json is JSON")
+    serde_json::from_str(include_str!("../../../openapi.json")).expect("openapi.json is JSON")
 }
 
 /// `schema` with its `$ref`s followed.
@@ -84,7 +84,7 @@ fn the_document_names_the_routes_served_and_every_connector() {
             .collect()
     };
     // The production routes are the template's API events.
-    let template = include_str!("../../template.yaml");
+    let template = include_str!("../../../template.yaml");
     let served: BTreeSet<String> = template
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Path: "))

@@ -540,7 +540,7 @@ async fn an_unrecognized_payload_is_kept_not_refused() {
 async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phone() {
     let w = world();
     let lead = lead(&w, true).await;
-    let body = include_str!("../fixtures/payloads/skipcalls-call-completed-default.json")
+    let body = include_str!("../../fixtures/payloads/skipcalls-call-completed-default.json")
         .replace("+1 (415) 555-0142", "+1 415 555 0142");
     let event = InboundEvent::from_delivery(Provider::SKIPCALLS, body.as_bytes(), Utc::now());
     let outcome = apply_event(&w.deps, &event).await.unwrap();
@@ -570,7 +570,7 @@ async fn a_skipcalls_outcome_is_added_to_the_timeline_of_the_lead_with_that_phon
 #[tokio::test]
 async fn a_skode_lead_created_starts_intake_and_a_booked_update_marks_it_booked() {
     let w = world();
-    let body = include_str!("../fixtures/payloads/skode-lead-created.json");
+    let body = include_str!("../../fixtures/payloads/skode-lead-created.json");
     let event = InboundEvent::from_delivery(Provider::SKODE, body.as_bytes(), Utc::now());
     let ApplyOutcome::LeadCreated { lead_id } = apply_event(&w.deps, &event).await.unwrap() else {
         panic!("intake expected");
@@ -635,7 +635,7 @@ async fn events_the_pipeline_does_not_act_on_are_ignored() {
         ApplyOutcome::Ignored
     );
     let deal: Value = serde_json::from_str(include_str!(
-        "../fixtures/payloads/skode-deal-stage-changed.json"
+        "../../fixtures/payloads/skode-deal-stage-changed.json"
     ))
     .unwrap();
     let event =

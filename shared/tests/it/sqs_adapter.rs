@@ -9,7 +9,7 @@ use shared::inbound::{InboundEvent, Provider};
 use shared::ports::{Queue, QueueError};
 use testkit::moto::{free_port, moto, sdk_config_for};
 
-const BOOKED: &str = include_str!("../fixtures/payloads/skipup-booked-data.json");
+const BOOKED: &str = include_str!("../../fixtures/payloads/skipup-booked-data.json");
 
 async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&moto().sdk_config().await)
