@@ -86,6 +86,7 @@ impl Server {
                     workers: 0,
                     sdk: None,
                     allow_aws: false,
+                    controls: Default::default(),
                 };
                 let stack = Stack::start(options).await?;
                 let _ = ready.send(stack.url().to_string());

@@ -143,6 +143,7 @@ pub fn options(port: u16) -> Options {
         workers: 4,
         sdk: None,
         allow_aws: false,
+        controls: Default::default(),
     }
 }
 

@@ -109,6 +109,11 @@ impl LocalQueue {
         self.len() == 0
     }
 
+    /// Messages ever stored (a send dropped as a duplicate is not counted).
+    pub fn stored(&self) -> u64 {
+        self.lock().next_id
+    }
+
     fn take(&self, max: usize) -> Vec<SqsMessage> {
         let now = Instant::now();
         let mut state = self.lock();

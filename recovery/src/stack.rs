@@ -94,6 +94,43 @@ pub struct Options {
     /// Run against real AWS (`recovery local --allow-aws`): without it the stack
     /// refuses a table and queues that are not in memory or on a loopback emulator.
     pub allow_aws: bool,
+    /// What a test holds in its hands; nothing for `recovery local`.
+    pub controls: Controls,
+}
+
+/// Explicit controls for tests, so that they order the pipeline's work by what
+/// happened rather than by how long they waited.
+#[derive(Clone, Default)]
+pub struct Controls {
+    /// Recovery checks stay in their queue, unread, until [`Stack::release_checks`]:
+    /// a test applies every signal meant to come before the checks first.
+    pub hold_checks: bool,
+    /// The pipeline's clock, the wall clock when `None`. With a [`ShiftedClock`] a
+    /// test moves the pipeline's time past a delay instead of waiting it out.
+    pub clock: Option<Arc<ShiftedClock>>,
+}
+
+/// The wall clock moved forward by as much as the test asked: time still flows (for
+/// leases and signatures), and a test jumps past a recovery delay at once.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    shift_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ShiftedClock {
+    /// Moves the clock `by` forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.shift_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let shift = self.shift_ms.load(std::sync::atomic::Ordering::SeqCst);
+        chrono::Utc::now() + chrono::Duration::milliseconds(shift)
+    }
 }
 
 impl Options {
@@ -109,6 +146,7 @@ impl Options {
             workers: 4,
             sdk: None,
             allow_aws: false,
+            controls: Controls::default(),
         }
     }
 }
@@ -315,6 +353,9 @@ struct Backend {
     crm: Arc<dyn Queue>,
     crm_inbox: Arc<dyn Inbox>,
     memory: Option<Arc<MemoryLeadStore>>,
+    /// The in-memory event queue, to see what was queued and what is left.
+    memory_events: Option<Arc<LocalQueue>>,
+    dynamo: Option<Arc<DynamoLeadStore>>,
     description: String,
 }
 
@@ -336,8 +377,10 @@ fn memory_backend() -> Backend {
         checks_inbox: checks.clone(),
         check_redelivery: checks,
         crm: crm.clone(),
-        crm_inbox: crm,
+        crm_inbox: crm.clone(),
         memory: Some(store),
+        memory_events: Some(crm),
+        dynamo: None,
         description: "in-memory leads and queues".into(),
     }
 }
@@ -392,13 +435,15 @@ async fn aws_backend(
     let backend = Backend {
         store: store.clone(),
         events: store.clone(),
-        listing: store,
+        listing: store.clone(),
         checks: Arc::new(SqsQueue::new(sqs.clone(), &checks_url)),
         checks_inbox: Arc::new(SqsInbox::new(sqs.clone(), checks_url.clone(), checks_dlq)),
         check_redelivery: Arc::new(SqsRedelivery::new(sqs.clone(), &checks_url)),
         crm: Arc::new(SqsQueue::new(sqs.clone(), &crm_url)),
         crm_inbox: Arc::new(SqsInbox::new(sqs, crm_url, crm_dlq)),
         memory: None,
+        memory_events: None,
+        dynamo: Some(store),
         description: format!("DynamoDB table {table} and SQS queues"),
     };
     Ok((backend, env))
@@ -457,6 +502,10 @@ pub struct Stack {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The event consumer's dependencies (for `suppress` and `reconcile` in tests).
     apply: Arc<ApplyDeps>,
+    /// Whether the check consumers may read their queue ([`Controls::hold_checks`]).
+    checks_released: tokio::sync::watch::Sender<bool>,
+    /// The clock a test moves ([`Controls::clock`]).
+    shifted: Option<Arc<ShiftedClock>>,
 }
 
 impl Drop for Stack {
@@ -514,7 +563,12 @@ impl Stack {
             ]);
             memory_backend()
         };
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let controls = options.controls;
+        let shifted = controls.clock.clone();
+        let clock: Arc<dyn Clock> = match controls.clock {
+            Some(clock) => clock,
+            None => Arc::new(SystemClock),
+        };
         let intake = |settings| IntakeDeps {
             store: backend.store.clone(),
             checks: backend.checks.clone(),
@@ -594,15 +648,20 @@ impl Stack {
                 tracing::error!(%error, "local stack server stopped");
             }
         })];
+        let checks_released = tokio::sync::watch::Sender::new(!controls.hold_checks);
         for _ in 0..options.workers {
             let deps = recovery.clone();
-            tasks.push(tokio::spawn(consume(
-                backend.checks_inbox.clone(),
-                move |event| {
+            let inbox = backend.checks_inbox.clone();
+            let mut released = checks_released.subscribe();
+            tasks.push(tokio::spawn(async move {
+                // The sender lives in the stack, which aborts this task when dropped.
+                let _ = released.wait_for(|released| *released).await;
+                consume(inbox, move |event| {
                     let deps = deps.clone();
                     async move { recovery_check::handle(&deps, event).await }
-                },
-            )));
+                })
+                .await
+            }));
         }
         // FIFO: the queue hands each message group to one consumer at a time.
         for _ in 0..options.workers {
@@ -655,7 +714,24 @@ impl Stack {
             backend,
             tasks,
             apply,
+            checks_released,
+            shifted,
         })
+    }
+
+    /// Moves the pipeline's clock `by` forward; only with a [`Controls::clock`].
+    pub fn advance_clock(&self, by: Duration) -> anyhow::Result<()> {
+        let clock = self
+            .shifted
+            .as_ref()
+            .context("the stack runs on the wall clock (no Controls::clock)")?;
+        clock.advance(by);
+        Ok(())
+    }
+
+    /// Lets the recovery checks be read ([`Controls::hold_checks`]).
+    pub fn release_checks(&self) {
+        self.checks_released.send_replace(true);
     }
 
     /// What the event consumer uses: the store, SkipUp, the CRM connectors.
@@ -714,9 +790,19 @@ impl Stack {
         }
     }
 
-    /// Events kept because no lead matched them (in-memory store only).
-    pub fn unmatched(&self) -> Option<Vec<(String, String, String)>> {
-        self.backend.memory.as_ref().map(|m| m.unmatched())
+    /// The event queue, when it is in memory: how many deliveries were queued, and
+    /// whether every one was applied (`is_empty`).
+    pub fn memory_event_queue(&self) -> Option<&LocalQueue> {
+        self.backend.memory_events.as_deref()
+    }
+
+    /// Events kept because no lead matched them: (key, reason, event JSON).
+    pub async fn unmatched(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        match (&self.backend.memory, &self.backend.dynamo) {
+            (Some(memory), _) => Ok(memory.unmatched()),
+            (None, Some(dynamo)) => Ok(dynamo.unmatched_events().await?),
+            (None, None) => anyhow::bail!("the stack has no store"),
+        }
     }
 }
 

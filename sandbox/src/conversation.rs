@@ -14,8 +14,10 @@
 //! (or, shuffled, of a later one) is due, so `GET` shows each change as it happens,
 //! whether or not the webhook arrives. It respects what the API did:
 //!
+//! - with `held`, it waits before its first step until the test releases it
+//!   (`Sandbox::release`, `Sandbox::release_all`), so a test decides when it moves;
 //! - while the request is paused it starts no delivery and changes nothing, checking
-//!   again each step, and goes on where it was once resumed (retries of deliveries
+//!   again each step (counted: `Sandbox::paused_steps`), and goes on where it was once resumed (retries of deliveries
 //!   started before the pause go on);
 //! - once the API cancelled the request, it neither follows up nor books (nor cancels
 //!   it a second time): it sends `meeting_request.cancelled` (same envelope shapes,
@@ -50,6 +52,10 @@ pub struct ConversationConfig {
     pub booked_odds: f64,
     /// Pause before each step of a conversation.
     pub step: Duration,
+    /// Each conversation waits, before its first step, until the test lets it go
+    /// ([`crate::Sandbox::release`], [`crate::Sandbox::release_all`]): its request
+    /// stays active, with no webhook sent, for as long as the test needs.
+    pub held: bool,
     /// Each webhook is delivered this many times (at least 1; a random count in the
     /// range), to test duplicate handling.
     pub copies: (u32, u32),
@@ -73,6 +79,7 @@ impl Default for ConversationConfig {
             follow_up_odds: 0.4,
             booked_odds: 0.7,
             step: Duration::from_secs(2),
+            held: false,
             copies: (1, 1),
             shuffle: false,
             retry_unit: Duration::from_secs(12),
@@ -252,6 +259,7 @@ pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation, created:
     let mut happened = 1;
     let mut cancelled_by_api = false;
     let mut tasks = Vec::new();
+    inner.until_released(&conversation.participant).await;
     while let Some(&due) = queue.front() {
         tokio::time::sleep(config.step).await;
         let mut halt = inner.halted(mr);
@@ -265,7 +273,10 @@ pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation, created:
             }
         }
         match halt {
-            Some(Halt::Paused) => continue,
+            Some(Halt::Paused) => {
+                *inner.lock().paused_steps.entry(mr.to_string()).or_default() += 1;
+                continue;
+            }
             Some(Halt::CancelledByApi(request)) if !cancelled_by_api => {
                 // What was to come is off; the cancellation goes out instead.
                 cancelled_by_api = true;

@@ -39,7 +39,7 @@ mod faults;
 pub mod hubspot;
 pub mod salesforce;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -140,6 +140,10 @@ struct Data {
     conversations: Vec<Conversation>,
     /// Conversations whose webhooks are still being delivered.
     playing: usize,
+    /// Meeting requests whose conversations ended.
+    ended: HashSet<String>,
+    /// Steps each conversation waited through while its request was paused.
+    paused_steps: HashMap<String, usize>,
     deliveries: Vec<Delivery>,
     /// Recent delivery failures per endpoint URL.
     failures: HashMap<String, VecDeque<Instant>>,
@@ -154,6 +158,8 @@ struct Data {
 
 struct Inner {
     config: SandboxConfig,
+    /// Which held conversations may go on ([`ConversationConfig::held`]).
+    released: tokio::sync::watch::Sender<Released>,
     rng: Mutex<fastrand::Rng>,
     data: Mutex<Data>,
     http: reqwest::Client,
@@ -182,6 +188,7 @@ impl Sandbox {
                 ..Data::default()
             }),
             config,
+            released: tokio::sync::watch::Sender::new(Released::default()),
             http: reqwest::Client::new(),
         });
         let app = Router::new()
@@ -269,6 +276,34 @@ impl Sandbox {
     /// How many conversations are still sending webhooks.
     pub fn conversations_playing(&self) -> usize {
         self.inner.lock().playing
+    }
+
+    /// How many steps the conversation of request `mr` spent waiting while paused:
+    /// evidence that time passed for it without it moving.
+    pub fn paused_steps(&self, mr: &str) -> usize {
+        self.inner.lock().paused_steps.get(mr).copied().unwrap_or(0)
+    }
+
+    /// Lets the conversation with `participant` go on (with
+    /// [`ConversationConfig::held`]): it plays to its end, one step per `step`.
+    pub fn release(&self, participant: &str) {
+        self.inner.released.send_modify(|r| {
+            r.participants.insert(participant.to_string());
+        });
+    }
+
+    /// Lets every conversation go on, those to come included.
+    pub fn release_all(&self) {
+        self.inner.released.send_modify(|r| r.all = true);
+    }
+
+    /// Whether the conversation with `participant` started and has ended: every
+    /// webhook it was to send was delivered or given up.
+    pub fn finished(&self, participant: &str) -> bool {
+        let data = self.inner.lock();
+        data.conversations
+            .iter()
+            .any(|c| c.participant == participant && data.ended.contains(&c.meeting_request_id))
     }
 
     /// Every webhook delivery that ended (delivered, or given up).
@@ -384,7 +419,26 @@ impl Data {
     }
 }
 
+/// The held conversations let go so far.
+#[derive(Debug, Default)]
+struct Released {
+    all: bool,
+    participants: HashSet<String>,
+}
+
 impl Inner {
+    /// Waits until the conversation with `participant` may go on.
+    pub(crate) async fn until_released(&self, participant: &str) {
+        if !self.config.conversation.held {
+            return;
+        }
+        let mut released = self.released.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = released
+            .wait_for(|r| r.all || r.participants.contains(participant))
+            .await;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -732,13 +786,15 @@ async fn create_meeting_request(
         let request = answer["data"].clone();
         tokio::spawn(async move {
             // Counted out when the conversation ends, even if it panics.
-            struct Ended(Arc<Inner>);
+            struct Ended(Arc<Inner>, String);
             impl Drop for Ended {
                 fn drop(&mut self) {
-                    self.0.lock().playing -= 1;
+                    let mut data = self.0.lock();
+                    data.playing -= 1;
+                    data.ended.insert(std::mem::take(&mut self.1));
                 }
             }
-            let ended = Ended(player);
+            let ended = Ended(player, conversation.meeting_request_id.clone());
             conversation::play(ended.0.clone(), conversation, request).await;
         });
     }

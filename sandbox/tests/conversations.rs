@@ -635,8 +635,8 @@ async fn a_paused_conversation_waits_until_it_is_resumed() {
         invalid_request("Cannot pause a request that is already paused")
     );
 
-    // Five steps pass; the conversation stays where it was.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Five steps pass, each one checked by the conversation; it stays where it was.
+    wait_until(|| sandbox.paused_steps(&mr) >= 5).await;
     assert_eq!(kinds(&received, &mr), at_pause);
     assert_eq!(fetch(&sandbox, &mr).await["status"], "paused");
     assert_eq!(sandbox.conversations_playing(), 1);
@@ -821,4 +821,43 @@ async fn the_same_seed_drops_the_same_webhooks_and_only_those() {
     }
     assert!(!runs[0].is_empty(), "some webhooks were dropped");
     assert_eq!(runs[0], runs[1]);
+}
+
+#[tokio::test]
+async fn a_held_conversation_sends_nothing_until_it_is_released() {
+    let mut config = fast(ConversationConfig {
+        follow_up_odds: 1.0,
+        booked_odds: 1.0,
+        ..ConversationConfig::default()
+    });
+    config.conversation.held = true;
+    let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let (url, received) = receiver(0).await;
+    api_post(&sandbox, "/webhook_endpoints", json!({ "url": url })).await;
+    let held = request_meeting(&sandbox, "dana@northwind.example").await;
+    let released = request_meeting(&sandbox, "sam@contoso.example").await;
+    sandbox.release("sam@contoso.example");
+    // The released one, started after the held one, played its whole conversation:
+    // the held one had as long, and did nothing.
+    wait_until(|| sandbox.finished("sam@contoso.example")).await;
+    assert_eq!(kinds(&received, &released).len(), 3);
+    assert!(kinds(&received, &held).is_empty());
+    assert_eq!(fetch(&sandbox, &held).await["status"], "active");
+    assert!(!sandbox.finished("dana@northwind.example"));
+    assert_eq!(sandbox.conversations_playing(), 1);
+
+    sandbox.release_all();
+    settle(&sandbox).await;
+    assert_eq!(
+        kinds(&received, &held),
+        [
+            "meeting_request.created",
+            "meeting_request.follow_up_sent",
+            "meeting_request.booked"
+        ]
+    );
+    assert!(sandbox.finished("dana@northwind.example"));
+    assert_eq!(fetch(&sandbox, &held).await["status"], "booked");
 }

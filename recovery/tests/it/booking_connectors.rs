@@ -28,6 +28,7 @@ async fn start() -> Stack {
         workers: 0,
         sdk: None,
         allow_aws: false,
+        controls: Default::default(),
     })
     .await
     .unwrap()

@@ -135,6 +135,7 @@ async fn each_operation_answers_as_documented_on_the_local_stack() {
         workers: 1,
         sdk: None,
         allow_aws: false,
+        controls: Default::default(),
     })
     .await
     .unwrap();

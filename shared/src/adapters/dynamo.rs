@@ -64,6 +64,40 @@ impl DynamoLeadStore {
         }
     }
 
+    /// Every event kept because no lead matched it, as (key, reason, event JSON):
+    /// a scan of the whole table, for an operator or a test, never for a function.
+    pub async fn unmatched_events(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut kept = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :unmatched)")
+                .expression_attribute_values(":unmatched", s("UNMATCHED#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let item = Reader(item);
+                let key = item.req("pk")?;
+                kept.push((
+                    key.trim_start_matches("UNMATCHED#").to_string(),
+                    item.req("reason")?,
+                    item.req("event")?,
+                ));
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        kept.sort();
+        Ok(kept)
+    }
+
     /// Opens the connection to DynamoDB at cold start (a `GetItem` of a key that never
     /// exists, allowed by the functions' policies); see [`super::aws::warm_up`].
     pub async fn warm_up(&self) {

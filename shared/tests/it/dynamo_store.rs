@@ -623,11 +623,11 @@ async fn one_reconciliation_run(
 }
 
 /// What one reconciliation run costs grows with the open recoveries, not the table:
-/// the same requests and units for `RECONCILE_COST_OPEN` open recoveries (30 by
-/// default) in a table twice that size as in one of `RECONCILE_COST_LEADS` (600),
+/// the same requests and units for `RECONCILE_COST_OPEN` open recoveries (10 by
+/// default) in a table as large as that as in one of `RECONCILE_COST_LEADS` (40),
 /// small to keep the test quick on moto; the README's figure is from
-/// `RECONCILE_COST_OPEN=100 RECONCILE_COST_LEADS=10000`. Written to
-/// `target/cost/reconcile-run.json`.
+/// `RECONCILE_COST_OPEN=100 RECONCILE_COST_LEADS=10000`, which `scripts/soak` runs.
+/// Written to `target/cost/reconcile-run.json`.
 #[tokio::test]
 async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
     let var = |name: &str, default: usize| {
@@ -636,8 +636,8 @@ async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let open = var("RECONCILE_COST_OPEN", 30).max(3);
-    let leads = var("RECONCILE_COST_LEADS", 600).max(3 * open);
+    let open = var("RECONCILE_COST_OPEN", 10).max(3);
+    let leads = var("RECONCILE_COST_LEADS", 40).max(3 * open);
     let small = one_reconciliation_run(open, open).await;
     let large = one_reconciliation_run(leads - open, open).await;
     let requests = |usage: &std::collections::BTreeMap<String, testkit::meter::Usage>| {
@@ -662,7 +662,7 @@ async fn a_reconciliation_run_costs_the_open_recoveries_not_the_table() {
     let path = testkit::workspace_root().join("target/cost/reconcile-run.json");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &report).unwrap();
-    println!("one reconciliation run, {leads} leads of which 100 open: {report}");
+    println!("one reconciliation run, {leads} leads of which {open} open: {report}");
 }
 
 #[tokio::test]
