@@ -442,7 +442,10 @@ impl StopError {
 /// conversation (`notify: false`, so the prospect is not told) under one idempotency
 /// key per lead and request, then marks it done with a timeline entry. A request that
 /// SkipUp says is already booked or cancelled (422), or does not know (404), is done
-/// too. Any other error is returned for a retry, and the cancellation stays pending.
+/// too; after a 422 SkipUp is asked how the request ended, and a booking is applied
+/// with the stop (a meeting outranks a disqualification, and its `booked` webhook may
+/// have been lost). Any other error is returned for a retry, and the cancellation
+/// stays pending.
 pub async fn stop_conversation(
     store: &dyn LeadStore,
     skipup: &dyn SkipUpApi,
@@ -455,10 +458,19 @@ pub async fn stop_conversation(
     };
     let mr_id = &cancel.meeting_request_id;
     let key = format!("lead:{}:cancel:{mr_id}", lead.id);
-    let answer = match skipup.cancel_meeting_request(mr_id, &key, false).await {
-        Ok(_) => "SkipUp cancelled it".to_string(),
-        Err(error @ (SkipUpError::Invalid { .. } | SkipUpError::NotFound { .. })) => {
-            format!("SkipUp had already ended it ({error})")
+    let (answer, booked) = match skipup.cancel_meeting_request(mr_id, &key, false).await {
+        Ok(_) => ("SkipUp cancelled it".to_string(), false),
+        Err(error @ SkipUpError::Invalid { .. }) => {
+            let booked = match skipup.get_meeting_request(mr_id).await {
+                Ok(request) => request.status == "booked",
+                Err(SkipUpError::NotFound { .. }) => false,
+                Err(error) => return Err(error.into()),
+            };
+            let how = if booked { "booked" } else { "ended" };
+            (format!("SkipUp had already {how} it ({error})"), booked)
+        }
+        Err(error @ SkipUpError::NotFound { .. }) => {
+            (format!("SkipUp had already ended it ({error})"), false)
         }
         Err(error) => return Err(error.into()),
     };
@@ -471,12 +483,18 @@ pub async fn stop_conversation(
         pending.done_at = Some(now);
         let at = now.max(lead.updated_at + chrono::TimeDelta::milliseconds(1));
         lead.updated_at = at;
+        let status = booked
+            .then(|| crate::lifecycle::transition(lead.status, crate::lifecycle::LeadEvent::Booked))
+            .flatten();
+        if let Some(status) = status {
+            lead.move_to(status, at);
+        }
         Some(Change {
             entry: Some(TimelineEntry {
                 at,
                 event_id: key.clone(),
                 source: source.into(),
-                status: None,
+                status,
                 detail: format!(
                     "asked SkipUp to stop meeting request {mr_id} ({}): {answer}",
                     cancel.reason

@@ -397,23 +397,16 @@ async fn run(stack: &Stack, plans: Vec<Plan>, poll: Duration) {
     })
     .await;
 
-    // Half the conversations that a booking elsewhere will stop end on their own
-    // first (the pipeline's cancellation then finds them over); the rest are still
-    // going. Not a disqualified lead's: when SkipUp booked it and the `booked`
-    // webhook was lost, the lead stays Suppressed, though a booked meeting outranks
-    // the disqualification (README, "Not done yet").
+    // Half the conversations that will have to stop end on their own first (the
+    // pipeline's cancellation then finds them over: SkipUp answers 422, and a request
+    // it booked outranks a disqualification even when its `booked` webhook was
+    // lost); the rest are still going.
     let must_stop: Vec<usize> = needed
         .iter()
         .copied()
         .filter(|i| plans[*i].must_stop())
         .collect();
-    let ended_first: Vec<usize> = must_stop
-        .iter()
-        .copied()
-        .filter(|i| !plans[*i].disqualified)
-        .skip(1)
-        .step_by(2)
-        .collect();
+    let ended_first: Vec<usize> = must_stop.iter().copied().skip(1).step_by(2).collect();
     for i in &ended_first {
         sandbox.release(&email(*i));
     }

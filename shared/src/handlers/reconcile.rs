@@ -95,7 +95,13 @@ pub async fn reconcile(
                 if !dry_run {
                     match stop_conversation(&*deps.store, &*deps.skipup, &lead, now, FUNCTION).await
                     {
-                        Ok(()) => report.stopped += 1,
+                        Ok(()) => {
+                            report.stopped += 1;
+                            // A request SkipUp had booked moved the lead: its CRM hears.
+                            if let Err(error) = settle(deps, &id).await {
+                                tracing::warn!(lead_id = %id, reason = %error.reason(), "stopped; CRM not yet told");
+                            }
+                        }
                         Err(error) => {
                             tracing::warn!(lead_id = %id, %error, "SkipUp conversation not stopped yet; next run");
                             report.failed += 1;

@@ -753,6 +753,62 @@ async fn a_disqualification_after_outreach_suppresses_the_lead_and_stops_skipup_
     );
 }
 
+/// A disqualification whose cancellation SkipUp refuses (422) because the request
+/// already ended: SkipUp is asked how, and `ended` decides the lead's status.
+async fn disqualified_after_skipup_ended(ended: &str) -> (LeadStatus, Vec<TimelineEntry>) {
+    let w = world();
+    let lead = lead(&w, true).await;
+    w.skipup
+        .cancel_answers
+        .lock()
+        .unwrap()
+        .push_back(Err(shared::skipup::SkipUpError::Invalid {
+            kind: "invalid_request".into(),
+            message: format!("Cannot cancel a request that is already {ended}"),
+        }));
+    w.skipup
+        .statuses
+        .lock()
+        .unwrap()
+        .insert(MR.into(), ended.into());
+    apply_event(&w.deps, &skode_status("evt_dq1", "lost"))
+        .await
+        .unwrap();
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert!(stored.skipup_cancel.unwrap().done_at.is_some());
+    (stored.status, w.store.timeline(&lead.id).await.unwrap())
+}
+
+#[tokio::test]
+async fn a_disqualification_after_skipup_booked_with_its_webhook_lost_ends_scheduled() {
+    let (status, timeline) = disqualified_after_skipup_ended("booked").await;
+    assert_eq!(status, LeadStatus::MeetingScheduled, "{timeline:#?}");
+    let stop = timeline
+        .iter()
+        .find(|e| e.detail.contains("asked SkipUp to stop meeting request"))
+        .unwrap();
+    assert_eq!(stop.status, Some(LeadStatus::MeetingScheduled));
+    assert!(
+        stop.detail.contains("SkipUp had already booked it"),
+        "{stop:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_disqualification_after_skipup_cancelled_stays_suppressed() {
+    let (status, timeline) = disqualified_after_skipup_ended("cancelled").await;
+    assert_eq!(status, LeadStatus::Suppressed, "{timeline:#?}");
+    let stop = timeline
+        .iter()
+        .find(|e| e.detail.contains("asked SkipUp to stop meeting request"))
+        .unwrap();
+    assert_eq!(stop.status, None);
+    assert!(
+        stop.detail.contains("SkipUp had already ended it"),
+        "{stop:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_cancellation_that_fails_transiently_is_retried_and_made_once() {
     let w = world();
