@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -67,35 +68,43 @@ impl DynamoLeadStore {
     /// Every event kept because no lead matched it, as (key, reason, event JSON):
     /// a scan of the whole table, for an operator or a test, never for a function.
     pub async fn unmatched_events(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :unmatched)")
+            .expression_attribute_values(":unmatched", s("UNMATCHED#"));
         let mut kept = Vec::new();
+        for item in self.scan_all(scan).await? {
+            let item = Reader(&item);
+            let key = item.req("pk")?;
+            kept.push((
+                key.trim_start_matches("UNMATCHED#").to_string(),
+                item.req("reason")?,
+                item.req("event")?,
+            ));
+        }
+        kept.sort();
+        Ok(kept)
+    }
+
+    /// Every item `scan` finds, page after page.
+    async fn scan_all(&self, scan: ScanFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :unmatched)")
-                .expression_attribute_values(":unmatched", s("UNMATCHED#"))
+            let page = scan
+                .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(unavailable)?;
-            for item in page.items() {
-                let item = Reader(item);
-                let key = item.req("pk")?;
-                kept.push((
-                    key.trim_start_matches("UNMATCHED#").to_string(),
-                    item.req("reason")?,
-                    item.req("event")?,
-                ));
-            }
+            items.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+                _ => return Ok(items),
             }
         }
-        kept.sort();
-        Ok(kept)
     }
 
     /// Opens the connection to DynamoDB at cold start (a `GetItem` of a key that never
@@ -861,26 +870,17 @@ impl LeadStore for DynamoLeadStore {
 impl LeadListing for DynamoLeadStore {
     /// Reads the sparse `by_day` index, which holds the lead items only.
     async fn list_leads(&self) -> Result<Vec<Lead>, StoreError> {
-        let mut leads = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .index_name(BY_DAY_INDEX)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                leads.push(item_to_lead(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .index_name(BY_DAY_INDEX);
+        let mut leads = self
+            .scan_all(scan)
+            .await?
+            .iter()
+            .map(item_to_lead)
+            .collect::<Result<Vec<_>, _>>()?;
         leads.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
         Ok(leads)
     }
