@@ -127,6 +127,10 @@ pub fn options(port: u16) -> Options {
             ],
             conversation: ConversationConfig {
                 step: Duration::from_millis(1200),
+                // Each conversation waits until the demo lets it go (as soon as it
+                // sees the request); Harper's until the pipeline has stopped it, so
+                // her booking after outreach always lands mid-conversation.
+                held: true,
                 follow_up_odds: 0.5,
                 booked_odds: 0.7,
                 // A quarter of SkipUp's webhooks never arrive, as when an endpoint
@@ -278,6 +282,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
 
     println!("\n== the pipeline works (status changes as they happen)");
     let mut seen: HashMap<String, LeadStatus> = HashMap::new();
+    let mut released: std::collections::HashSet<String> = Default::default();
     let mut harper_booked = false;
     let mut rowan_cancelled = false;
     let done = loop {
@@ -304,6 +309,19 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             println!(
                 "  Cal.com BOOKING_CREATED {status}  Harper Diaz books on their own after SkipUp's first email"
             );
+        }
+        if let Some(sandbox) = stack.sandbox() {
+            for lead in leads.iter().filter(|l| l.meeting_request_id.is_some()) {
+                let email = lead.profile.email.as_str();
+                // Harper's conversation goes on once the pipeline has stopped it.
+                let stopped = lead
+                    .skipup_cancel
+                    .as_ref()
+                    .is_some_and(|c| c.done_at.is_some());
+                if (email != PROSPECTS[HARPER].email || stopped) && released.insert(email.into()) {
+                    sandbox.release(email);
+                }
+            }
         }
         for lead in &leads {
             if seen.get(lead.id.as_str()) != Some(&lead.status) {

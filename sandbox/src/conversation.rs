@@ -14,8 +14,9 @@
 //! (or, shuffled, of a later one) is due, so `GET` shows each change as it happens,
 //! whether or not the webhook arrives. It respects what the API did:
 //!
-//! - with `held`, it waits before its first step until the test releases it
-//!   (`Sandbox::release`, `Sandbox::release_all`), so a test decides when it moves;
+//! - with `held`, it waits before each step until the test lets it take it
+//!   (`Sandbox::advance`, `Sandbox::release`, `Sandbox::release_all`), so a test
+//!   decides when it moves;
 //! - while the request is paused it starts no delivery and changes nothing, checking
 //!   again each step (counted: `Sandbox::paused_steps`), and goes on where it was once resumed (retries of deliveries
 //!   started before the pause go on);
@@ -52,9 +53,10 @@ pub struct ConversationConfig {
     pub booked_odds: f64,
     /// Pause before each step of a conversation.
     pub step: Duration,
-    /// Each conversation waits, before its first step, until the test lets it go
-    /// ([`crate::Sandbox::release`], [`crate::Sandbox::release_all`]): its request
-    /// stays active, with no webhook sent, for as long as the test needs.
+    /// Each conversation waits before each step until the test lets it take it
+    /// ([`crate::Sandbox::advance`] a step at a time, [`crate::Sandbox::release`],
+    /// [`crate::Sandbox::release_all`]): held from the start, its request stays
+    /// active, with no webhook sent, for as long as the test needs.
     pub held: bool,
     /// Each webhook is delivered this many times (at least 1; a random count in the
     /// range), to test duplicate handling.
@@ -259,8 +261,10 @@ pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation, created:
     let mut happened = 1;
     let mut cancelled_by_api = false;
     let mut tasks = Vec::new();
-    inner.until_released(&conversation.participant).await;
+    let mut steps = 0;
     while let Some(&due) = queue.front() {
+        inner.until_released(&conversation.participant, steps).await;
+        steps += 1;
         tokio::time::sleep(config.step).await;
         let mut halt = inner.halted(mr);
         while halt.is_none() && happened <= due {

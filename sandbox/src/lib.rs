@@ -287,8 +287,15 @@ impl Sandbox {
     /// Lets the conversation with `participant` go on (with
     /// [`ConversationConfig::held`]): it plays to its end, one step per `step`.
     pub fn release(&self, participant: &str) {
+        self.advance(participant, usize::MAX);
+    }
+
+    /// Lets the held conversation with `participant` take `steps` more steps (a step
+    /// delivers one webhook, or waits once while paused), then hold again.
+    pub fn advance(&self, participant: &str, steps: usize) {
         self.inner.released.send_modify(|r| {
-            r.participants.insert(participant.to_string());
+            let allowed = r.steps.entry(participant.to_string()).or_default();
+            *allowed = allowed.saturating_add(steps);
         });
     }
 
@@ -419,23 +426,25 @@ impl Data {
     }
 }
 
-/// The held conversations let go so far.
+/// How far the held conversations may go.
 #[derive(Debug, Default)]
 struct Released {
     all: bool,
-    participants: HashSet<String>,
+    /// Steps allowed, by participant.
+    steps: HashMap<String, usize>,
 }
 
 impl Inner {
-    /// Waits until the conversation with `participant` may go on.
-    pub(crate) async fn until_released(&self, participant: &str) {
+    /// Waits until the conversation with `participant` may take its step `step`
+    /// (counted from 0).
+    pub(crate) async fn until_released(&self, participant: &str, step: usize) {
         if !self.config.conversation.held {
             return;
         }
         let mut released = self.released.subscribe();
         // The sender lives as long as `self`: waiting cannot fail.
         let _ = released
-            .wait_for(|r| r.all || r.participants.contains(participant))
+            .wait_for(|r| r.all || r.steps.get(participant).is_some_and(|n| *n > step))
             .await;
     }
 

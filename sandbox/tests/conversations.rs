@@ -123,8 +123,8 @@ async fn a_registered_receiver_gets_each_step_signed_and_in_order_after_retries(
         booked_odds: 1.0,
         ..ConversationConfig::default()
     });
-    // Steps long enough for a retried delivery to land before the next step.
-    config.conversation.step = Duration::from_millis(150);
+    // One step at a time: each delivery, retried, lands before the next step.
+    config.conversation.held = true;
     let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
@@ -138,6 +138,10 @@ async fn a_registered_receiver_gets_each_step_signed_and_in_order_after_retries(
     .await;
     assert_eq!(endpoint["data"]["secret"], "whsec_sandbox");
     let mr = request_meeting(&sandbox, "dana@northwind.example").await;
+    for step in 1..=3 {
+        sandbox.advance("dana@northwind.example", 1);
+        wait_until(|| received.lock().unwrap().events.len() == step).await;
+    }
     settle(&sandbox).await;
     let received = received.lock().unwrap();
     assert_eq!(
@@ -337,11 +341,11 @@ fn invalid_request(message: &str) -> Value {
     json!({ "error": { "type": "invalid_request", "message": message } })
 }
 
-/// Conversations whose steps take so long that none moves during a test.
+/// Conversations held: none moves during a test.
 fn frozen() -> SandboxConfig {
     SandboxConfig {
         conversation: ConversationConfig {
-            step: Duration::from_secs(3600),
+            held: true,
             ..ConversationConfig::default()
         },
         ..SandboxConfig::default()
@@ -528,8 +532,8 @@ async fn a_conversation_cancelled_midway_sends_cancelled_and_nothing_after_it() 
         booked_odds: 1.0,
         ..ConversationConfig::default()
     });
-    // Long steps: the cancellation comes between the first webhook and the booking.
-    config.conversation.step = Duration::from_millis(400);
+    // Held: the cancellation comes after the first step, before the second.
+    config.conversation.held = true;
     let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
@@ -542,10 +546,13 @@ async fn a_conversation_cancelled_midway_sends_cancelled_and_nothing_after_it() 
     .await;
     let cancelled = request_meeting(&sandbox, "dana@northwind.example").await;
     let untouched = request_meeting(&sandbox, "lee@contoso.example").await;
+    sandbox.release("lee@contoso.example");
+    sandbox.advance("dana@northwind.example", 1);
     wait_until(|| !kinds(&received, &cancelled).is_empty()).await;
 
     let (status, answer) = act(&sandbox, &cancelled, "cancel", None).await;
     assert_eq!(status, 200, "{answer}");
+    sandbox.release("dana@northwind.example");
     settle(&sandbox).await;
 
     let got = kinds(&received, &cancelled);
@@ -612,17 +619,20 @@ async fn a_paused_conversation_waits_until_it_is_resumed() {
         booked_odds: 1.0,
         ..ConversationConfig::default()
     });
-    config.conversation.step = Duration::from_millis(300);
+    config.conversation.held = true;
     let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
     let (url, received) = receiver(0).await;
     api_post(&sandbox, "/webhook_endpoints", json!({ "url": url })).await;
     let mr = request_meeting(&sandbox, "dana@northwind.example").await;
+    sandbox.advance("dana@northwind.example", 1);
     wait_until(|| !kinds(&received, &mr).is_empty()).await;
 
     let (status, answer) = act(&sandbox, &mr, "pause", None).await;
     assert_eq!(status, 200, "{answer}");
+    // Let go: every step from now on finds the request paused.
+    sandbox.release("dana@northwind.example");
     assert_eq!(answer["data"]["status"], "paused");
     assert!(answer["data"]["paused_at"].is_string());
     assert_eq!(fetch(&sandbox, &mr).await, answer["data"]);
@@ -673,7 +683,7 @@ async fn a_paused_request_can_be_cancelled_and_never_books() {
         booked_odds: 1.0,
         ..ConversationConfig::default()
     });
-    config.conversation.step = Duration::from_millis(300);
+    config.conversation.held = true;
     let sandbox = Sandbox::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
@@ -685,6 +695,7 @@ async fn a_paused_request_can_be_cancelled_and_never_books() {
     assert_eq!(status, 200);
     assert_eq!(answer["data"]["status"], "cancelled");
     assert_eq!(answer["data"]["paused_at"], Value::Null);
+    sandbox.release_all();
     settle(&sandbox).await;
     assert_eq!(
         kinds(&received, &mr),

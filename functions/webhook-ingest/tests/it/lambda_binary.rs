@@ -222,20 +222,30 @@ async fn a_flood_of_refusals_is_logged_sampled() {
         &secrets_env(&queue_url, moto().endpoint()),
     );
     let forged = skipup_event(SKIPUP_BODY.as_bytes(), now(), "not-the-secret");
+    let started = std::time::Instant::now();
     for _ in 0..30 {
         assert_eq!(answer(runtime.invoke(forged.clone()).await).0, 401);
     }
+    // The budget is per minute of the function's own clock: the flood fits in one
+    // window unless the machine took over a minute for it, and then in a few; with
+    // each window's budget the bound, the outcome holds at any speed.
+    let windows = 1 + (started.elapsed().as_secs() / 60) as usize;
+    let budget = shared::sampling::REFUSALS_PER_WINDOW as usize;
     let logs = function.logs();
     let refused: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("\"webhook refused\""))
         .collect();
-    assert_eq!(
-        refused.len(),
-        shared::sampling::REFUSALS_PER_WINDOW as usize,
-        "{logs}"
+    assert!(
+        refused.len() >= budget && refused.len() <= (budget * windows).min(30),
+        "{} lines in {windows} window(s): {logs}",
+        refused.len()
     );
-    assert!(refused.iter().all(|l| l.contains("\"unlogged_before\":0")));
+    assert!(
+        refused[..budget]
+            .iter()
+            .all(|l| l.contains("\"unlogged_before\":0"))
+    );
 }
 
 #[tokio::test]
