@@ -61,7 +61,9 @@ pub struct ConversationConfig {
     /// Each webhook is delivered this many times (at least 1; a random count in the
     /// range), to test duplicate handling.
     pub copies: (u32, u32),
-    /// Deliver a conversation's webhooks in random order instead of in order.
+    /// Deliver a conversation's webhooks in random order, their deliveries (and
+    /// retries) overlapping. Otherwise in order: each delivery, retries included,
+    /// ends before the conversation's next step, so they arrive in that order.
     pub shuffle: bool,
     /// Retry `n` of a failed delivery waits `n² × retry_unit`. SkipUp retries 8
     /// times over about 40 minutes: a unit of 12 s.
@@ -306,13 +308,21 @@ pub(crate) async fn play(inner: Arc<Inner>, conversation: Conversation, created:
         let (event_type, Some(bytes)) = (events[index], &bodies[index]) else {
             continue;
         };
+        let mut step = Vec::new();
         for url in inner.subscribed(event_type) {
             let inner = inner.clone();
             let mr = mr.to_string();
             let bytes = bytes.clone();
-            tasks.push(tokio::spawn(async move {
+            step.push(tokio::spawn(async move {
                 deliver(&inner, event_type, &mr, &url, &bytes).await;
             }));
+        }
+        if config.shuffle {
+            tasks.extend(step);
+        } else {
+            for delivery in step {
+                let _ = delivery.await;
+            }
         }
     }
     for task in tasks {

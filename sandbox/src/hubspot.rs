@@ -273,21 +273,19 @@ async fn guarded(
     headers: &HeaderMap,
     handle: impl FnOnce(&Inner) -> Response,
 ) -> Response {
-    let response = match gate(inner, headers).await {
-        Err(refusal) => refusal,
-        Ok(slow) => {
-            let response = handle(inner);
-            if slow {
-                tokio::time::sleep(inner.faults.config().slow_delay).await;
-            }
-            response
-        }
+    let (response, slow) = match gate(inner, headers).await {
+        Err(refusal) => (refusal, false),
+        Ok(slow) => (handle(inner), slow),
     };
+    // Counted as it takes effect, before a slow answer's wait.
     *inner
         .lock()
         .answers
         .entry(response.status().as_u16())
         .or_default() += 1;
+    if slow {
+        tokio::time::sleep(inner.faults.config().slow_delay).await;
+    }
     response
 }
 

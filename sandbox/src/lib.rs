@@ -807,15 +807,17 @@ async fn create_meeting_request(
             conversation::play(ended.0.clone(), conversation, request).await;
         });
     }
-    if slow {
-        tokio::time::sleep(inner.config.slow_delay).await;
-    }
+    // Recorded as it takes effect: a slow answer is late for the client, not for
+    // what the double says happened (a client's retry may be answered first).
     inner.lock().recorded.push(Recorded {
         idempotency_key: idempotency_key(&headers),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status: status.as_u16(),
         created,
     });
+    if slow {
+        tokio::time::sleep(inner.config.slow_delay).await;
+    }
     (status, Json(answer)).into_response()
 }
 
@@ -993,10 +995,11 @@ async fn act(
         }
     };
     let (status, answer) = apply(&inner, &headers, &id, &body, action);
+    // Recorded as it takes effect, before a slow answer's wait.
+    record(&inner, status.as_u16());
     if slow {
         tokio::time::sleep(inner.config.slow_delay).await;
     }
-    record(&inner, status.as_u16());
     (status, Json(answer)).into_response()
 }
 

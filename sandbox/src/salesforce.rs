@@ -323,17 +323,16 @@ async fn guarded(
     version: &str,
     handle: impl FnOnce(&Inner) -> Response,
 ) -> Response {
-    let response = match gate(inner, headers, version).await {
-        Err(refusal) => refusal,
-        Ok(slow) => {
-            let response = handle(inner);
-            if slow {
-                tokio::time::sleep(inner.faults.config().slow_delay).await;
-            }
-            response
-        }
+    let (response, slow) = match gate(inner, headers, version).await {
+        Err(refusal) => (refusal, false),
+        Ok(slow) => (handle(inner), slow),
     };
-    finish(inner, response)
+    // Counted as it takes effect, before a slow answer's wait.
+    let response = finish(inner, response);
+    if slow {
+        tokio::time::sleep(inner.faults.config().slow_delay).await;
+    }
+    response
 }
 
 async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: String) -> Response {

@@ -257,7 +257,6 @@ async fn run(stack: &Stack, count: usize, day: Day) {
         .iter()
         .map(|l| (l.profile.email.as_str(), l))
         .collect();
-    let mut follow_ups_applied = 0;
     for conversation in sandbox.conversations() {
         let lead = by_email[conversation.participant.as_str()];
         let expected = match conversation.outcome {
@@ -288,7 +287,8 @@ async fn run(stack: &Stack, count: usize, day: Day) {
             .filter(|e| e.status == Some(LeadStatus::FollowUpSent))
             .count();
         // In order and once each, every follow-up lands; shuffled, one that comes
-        // after the end is rightly ignored.
+        // after the end is rightly ignored (how many do depends on the order the
+        // copies arrived in, so the harsh day asserts only the bound).
         match day {
             Day::Quiet => assert_eq!(
                 follow_ups,
@@ -302,7 +302,6 @@ async fn run(stack: &Stack, count: usize, day: Day) {
                 lead.id
             ),
         }
-        follow_ups_applied += follow_ups;
         // Statuses on the timeline only move forward along the recovery track.
         let track: Vec<usize> = timeline
             .iter()
@@ -315,10 +314,6 @@ async fn run(stack: &Stack, count: usize, day: Day) {
             lead.id
         );
     }
-    assert!(
-        follow_ups_applied > 0,
-        "some follow-ups arrived in time to count"
-    );
 
     // Nothing lost: every delivery was accepted, nothing dead or unmatched.
     let deliveries = sandbox.deliveries();

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use shared::adapters::dynamo::{DynamoLeadStore, create_leads_table};
-use shared::adapters::fakes::{RecordedRedelivery, ScriptedSkipUp};
+use shared::adapters::fakes::{ManualClock, RecordedRedelivery, ScriptedSkipUp};
 use shared::adapters::sqs::SqsQueue;
 use shared::handlers::recovery_check::{CheckOutcome, RecoveryDeps, RecoveryPorts, check};
 use shared::lead::{EmailAddress, Lead, LeadProfile, LeadStatus, TimelineEntry};
-use shared::ports::{LeadStore, Queue, SystemClock};
+use shared::ports::{LeadStore, Queue};
 use shared::recovery::{CheckMessage, RecoverySettings};
 use testkit::moto::moto;
 use testkit::unique_name;
@@ -32,18 +32,29 @@ async fn a_delayed_check_stays_invisible_until_its_delay_has_passed() {
     let url = moto().create_queue("checks").await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&moto().sdk_config().await), &url);
     let now = Utc::now();
-    let lead = Lead::new(profile(), now, TimeDelta::seconds(3));
-    queue
-        .send(&CheckMessage::new(&lead).to_queue_message(now))
-        .await
-        .unwrap();
+    // Ten minutes (longer than any test may run) and two seconds.
+    let far = Lead::new(profile(), now, TimeDelta::seconds(600));
+    let near = Lead::new(profile(), now, TimeDelta::seconds(2));
+    for lead in [&far, &near] {
+        queue
+            .send(&CheckMessage::new(lead).to_queue_message(now))
+            .await
+            .unwrap();
+    }
+    // The near one comes once its delay has passed; the far one stays invisible.
+    let mut later = Vec::new();
+    for _ in 0..6 {
+        later = moto().receive(&url, 10).await;
+        if !later.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(later.len(), 1, "only the near check is due");
+    assert_eq!(parse(&later[0]), CheckMessage::new(&near));
     assert!(
         moto().receive(&url, 0).await.is_empty(),
-        "delayed, not yet visible"
+        "the far check is delayed, not yet visible"
     );
-    let later = moto().receive(&url, 10).await;
-    assert_eq!(later.len(), 1);
-    assert_eq!(parse(&later[0]), CheckMessage::new(&lead));
 }
 
 #[tokio::test]
@@ -55,13 +66,16 @@ async fn an_early_check_is_chained_until_due_then_requests_once() {
     let url = moto().create_queue("checks-chain").await;
     let store = Arc::new(DynamoLeadStore::new(dynamo, table));
     let skipup = Arc::new(ScriptedSkipUp::with_members(&["owner@vendor.example"]));
+    // The pipeline's clock stands still until the test moves it.
+    let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
     let deps = RecoveryDeps::new(
         RecoveryPorts {
             store: store.clone(),
             skipup: skipup.clone(),
             checks: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &url)),
             redelivery: Arc::new(RecordedRedelivery::default()),
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
         },
         RecoverySettings {
             member_cache: Duration::from_secs(60),
@@ -70,7 +84,7 @@ async fn an_early_check_is_chained_until_due_then_requests_once() {
         },
         Default::default(),
     );
-    let lead = Lead::new(profile(), Utc::now(), TimeDelta::seconds(3));
+    let lead = Lead::new(profile(), now, TimeDelta::seconds(3));
     let entry = TimelineEntry {
         at: lead.submitted_at,
         event_id: "intake".into(),
@@ -91,7 +105,9 @@ async fn an_early_check_is_chained_until_due_then_requests_once() {
     );
     assert!(skipup.calls().is_empty());
 
-    // The chained message comes back once due, and the check then requests.
+    // The chained message comes back once its delay has passed, and the check,
+    // its clock now at the due time, requests.
+    clock.advance(TimeDelta::seconds(3));
     let mut outcome = first;
     for _ in 0..5 {
         let messages = moto().receive(&url, 10).await;
