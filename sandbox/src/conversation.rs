@@ -18,8 +18,8 @@
 //!   (`Sandbox::advance`, `Sandbox::release`, `Sandbox::release_all`), so a test
 //!   decides when it moves;
 //! - while the request is paused it starts no delivery and changes nothing, checking
-//!   again each step (counted: `Sandbox::paused_steps`), and goes on where it was once resumed (retries of deliveries
-//!   started before the pause go on);
+//!   again each step (counted: `Sandbox::paused_steps`), and goes on where it was
+//!   once resumed (retries of deliveries started before the pause go on);
 //! - once the API cancelled the request, it neither follows up nor books (nor cancels
 //!   it a second time): it sends `meeting_request.cancelled` (same envelope shapes,
 //!   copies and retries as the others) and stops. Only `created` copies still due may

@@ -138,9 +138,7 @@ struct Data {
     violations: Vec<String>,
     next_id: u64,
     conversations: Vec<Conversation>,
-    /// Conversations whose webhooks are still being delivered.
-    playing: usize,
-    /// Meeting requests whose conversations ended.
+    /// Meeting requests whose conversations ended (the others are still playing).
     ended: HashSet<String>,
     /// Steps each conversation waited through while its request was paused.
     paused_steps: HashMap<String, usize>,
@@ -275,7 +273,8 @@ impl Sandbox {
 
     /// How many conversations are still sending webhooks.
     pub fn conversations_playing(&self) -> usize {
-        self.inner.lock().playing
+        let data = self.inner.lock();
+        data.conversations.len() - data.ended.len()
     }
 
     /// How many steps the conversation of request `mr` spent waiting while paused:
@@ -798,9 +797,7 @@ async fn create_meeting_request(
             struct Ended(Arc<Inner>, String);
             impl Drop for Ended {
                 fn drop(&mut self) {
-                    let mut data = self.0.lock();
-                    data.playing -= 1;
-                    data.ended.insert(std::mem::take(&mut self.1));
+                    self.0.lock().ended.insert(std::mem::take(&mut self.1));
                 }
             }
             let ended = Ended(player, conversation.meeting_request_id.clone());
@@ -894,7 +891,6 @@ fn create(
                 &participants[0],
             );
             data.conversations.push(conversation.clone());
-            data.playing += 1;
             (
                 StatusCode::ACCEPTED,
                 json!({ "data": request }),
