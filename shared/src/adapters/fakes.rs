@@ -64,6 +64,8 @@ pub struct ScriptedSkipUp {
     pub member_lookups: std::sync::atomic::AtomicUsize,
     /// What `GET /meeting_requests/{id}` answers, by id (else 404).
     pub statuses: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Errors the next `GET /meeting_requests/{id}` calls answer, before `statuses`.
+    pub get_failures: std::sync::Mutex<std::collections::VecDeque<SkipUpError>>,
     /// Answers to the next cancellations (`Ok(())` cancels); then each cancels.
     pub cancel_answers: std::sync::Mutex<std::collections::VecDeque<Result<(), SkipUpError>>>,
     /// Every cancellation asked for: (meeting request id, idempotency key, notify).
@@ -122,6 +124,9 @@ impl SkipUpApi for ScriptedSkipUp {
     }
 
     async fn get_meeting_request(&self, id: &str) -> Result<MeetingRequest, SkipUpError> {
+        if let Some(error) = self.get_failures.lock().unwrap().pop_front() {
+            return Err(error);
+        }
         match self.statuses.lock().unwrap().get(id) {
             Some(status) => Ok(MeetingRequest {
                 id: id.to_string(),

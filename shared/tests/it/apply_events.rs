@@ -810,6 +810,46 @@ async fn a_disqualification_after_skipup_cancelled_stays_suppressed() {
 }
 
 #[tokio::test]
+async fn when_skipup_cannot_say_how_a_refused_cancellation_ended_the_stop_is_retried() {
+    let w = world();
+    let lead = lead(&w, true).await;
+    let already_booked = || shared::skipup::SkipUpError::Invalid {
+        kind: "invalid_request".into(),
+        message: "Cannot cancel a request that is already booked".into(),
+    };
+    w.skipup
+        .cancel_answers
+        .lock()
+        .unwrap()
+        .extend([Err(already_booked()), Err(already_booked())]);
+    w.skipup
+        .get_failures
+        .lock()
+        .unwrap()
+        .push_back(shared::skipup::SkipUpError::Server {
+            status: 503,
+            message: "down".into(),
+        });
+    w.skipup
+        .statuses
+        .lock()
+        .unwrap()
+        .insert(MR.into(), "booked".into());
+    let event = skode_status("evt_dq1", "lost");
+    assert!(apply_event(&w.deps, &event).await.is_err(), "retried");
+    let stored = w.store.get_lead(&lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, LeadStatus::Suppressed);
+    assert!(
+        stored.skipup_cancel.unwrap().done_at.is_none(),
+        "the stop stays pending"
+    );
+    // The redelivery asks again, learns of the booking, and applies it.
+    apply_event(&w.deps, &event).await.unwrap();
+    assert_eq!(status(&w, &lead).await, LeadStatus::MeetingScheduled);
+    assert_eq!(w.skipup.cancels.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_cancellation_that_fails_transiently_is_retried_and_made_once() {
     let w = world();
     let lead = lead(&w, true).await;
